@@ -1,0 +1,9 @@
+//! Tests of the AMI core. Fixture-driven ones read the real Asterisk 22
+//! transcripts in `tests/fixtures/ami/`.
+
+mod codec_unit;
+mod fixtures;
+mod props;
+mod session_sim;
+mod support;
+mod tracker_scenarios;

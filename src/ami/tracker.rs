@@ -1,0 +1,659 @@
+//! Follows the calls Asterisk handles by itself, from AMI events, and says
+//! what happened as [`CallDecision`] values (the caller writes the database
+//! and the outbox; this file stays pure).
+//!
+//! A customer's call is one `Linkedid`: every leg Asterisk creates for it (a
+//! ring-all fork creates one per agent) carries the Linkedid of the first
+//! channel (the *root*, whose `Uniqueid == Linkedid`). So decisions are
+//! keyed by Linkedid and a fork never opens a second call.
+//!
+//! When a call opens: as soon as the root channel is at a real extension
+//! (not `s`, `h` or empty). A SIP INVITE channel is born there (`Newchannel`
+//! with `Exten: 701`); an `Originate`d channel starts at `s` and opens when,
+//! answered, it enters the dialplan (`Newexten Exten: 1002`). An originate
+//! that is never answered therefore opens nothing: it was no call.
+//!
+//! When it is answered: a `DialEnd` with `DialStatus: ANSWER` dialed *from*
+//! a channel of the call (the leg that rings the agent), or the root going
+//! `Up` by itself after opening (an IVR `Answer()`), or a `Cdr` saying
+//! `ANSWERED` if both were missed.
+//!
+//! When it ends: when its last known channel hangs up. Ended Linkedids are
+//! remembered for a while so late events (`Cdr`, a stray `VarSet`) cannot
+//! re-open them.
+//!
+//! After a reconnect, [`Tracker::resync`] reconciles with the
+//! `CoreShowChannel` snapshot: calls that vanished end once, live calls not
+//! known open once, known ones are not reported again.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::{Duration, SystemTime};
+
+use super::packet::Packet;
+
+/// Which contexts and names mean what on this PBX.
+#[derive(Debug, Clone, Default)]
+pub struct TrackerConfig {
+    /// Contexts where calls from outside arrive (e.g. `from-bridge`,
+    /// `from-trunk`): a call whose root channel is here is inbound.
+    pub inbound_contexts: HashSet<String>,
+    /// PJSIP endpoints that are trunks (e.g. `bridge`): a call from one is
+    /// inbound whatever its context; a call answered by one is outbound.
+    pub trunk_endpoints: HashSet<String>,
+    /// PJSIP endpoint names of agents' extensions (`1001`, `1002`).
+    pub known_extensions: HashSet<String>,
+    /// Department PABX codes (`701`).
+    pub department_codes: HashSet<String>,
+    /// How many ended Linkedids to remember against late events.
+    pub ended_memory: usize,
+}
+
+impl TrackerConfig {
+    pub fn new() -> Self {
+        TrackerConfig {
+            ended_memory: 4096,
+            ..TrackerConfig::default()
+        }
+    }
+
+    pub fn inbound_context(mut self, ctx: &str) -> Self {
+        self.inbound_contexts.insert(ctx.to_owned());
+        self
+    }
+
+    pub fn trunk(mut self, endpoint: &str) -> Self {
+        self.trunk_endpoints.insert(endpoint.to_owned());
+        self
+    }
+
+    pub fn extension(mut self, ext: &str) -> Self {
+        self.known_extensions.insert(ext.to_owned());
+        self
+    }
+
+    pub fn department(mut self, code: &str) -> Self {
+        self.department_codes.insert(code.to_owned());
+        self
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    Inbound,
+    Outbound,
+    Internal,
+}
+
+/// Q.850 cause as Asterisk reports it (`Cause: 16`, `Cause-txt: Normal Clearing`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HangupCause {
+    pub code: u16,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallDecision {
+    CallOpened {
+        linkedid: String,
+        /// Caller ID number of the root channel.
+        caller: String,
+        /// The extension dialed (an extension, a department code, a number).
+        callee: String,
+        direction: Direction,
+        /// Set when `callee` is a configured department PABX code.
+        department_code: Option<String>,
+        opened_at: SystemTime,
+    },
+    CallAnswered {
+        linkedid: String,
+        /// The answering PJSIP endpoint, when it is a known extension.
+        agent_extension: Option<String>,
+    },
+    RecordingAnnounced {
+        linkedid: String,
+        /// As Asterisk gave it (`MIXMONITOR_FILENAME`); an opaque string.
+        path: String,
+    },
+    CallEnded {
+        linkedid: String,
+        /// The root channel's cause; `None` when the call vanished while we
+        /// were disconnected (found by a re-sync).
+        cause: Option<HangupCause>,
+        ended_at: SystemTime,
+        answered: bool,
+    },
+}
+
+impl CallDecision {
+    pub fn linkedid(&self) -> &str {
+        match self {
+            CallDecision::CallOpened { linkedid, .. }
+            | CallDecision::CallAnswered { linkedid, .. }
+            | CallDecision::RecordingAnnounced { linkedid, .. }
+            | CallDecision::CallEnded { linkedid, .. } => linkedid,
+        }
+    }
+}
+
+/// What is known about one channel (a leg).
+#[derive(Debug, Clone, Default)]
+struct Leg {
+    name: String,
+    context: String,
+    exten: String,
+    caller_num: String,
+    up: bool,
+}
+
+#[derive(Debug)]
+struct Call {
+    root: Option<String>,
+    legs: HashMap<String, Leg>,
+    opened: bool,
+    /// `Some(agent)` once answered (reported when opened).
+    answer: Option<Option<String>>,
+    answer_reported: bool,
+    recordings: Vec<String>,
+    recordings_reported: usize,
+    root_cause: Option<HangupCause>,
+    last_cause: Option<HangupCause>,
+}
+
+impl Call {
+    fn new() -> Self {
+        Call {
+            root: None,
+            legs: HashMap::new(),
+            opened: false,
+            answer: None,
+            answer_reported: false,
+            recordings: Vec::new(),
+            recordings_reported: 0,
+            root_cause: None,
+            last_cause: None,
+        }
+    }
+}
+
+/// The channel fields every Asterisk channel event carries, read with an
+/// optional prefix (`Dest` for the dialed side of `DialBegin`/`DialEnd`).
+struct Snapshot<'a> {
+    channel: &'a str,
+    uniqueid: &'a str,
+    linkedid: &'a str,
+    context: Option<&'a str>,
+    exten: Option<&'a str>,
+    caller_num: Option<&'a str>,
+    state: Option<&'a str>,
+}
+
+fn snapshot<'a>(ev: &'a Packet, prefix: &str) -> Option<Snapshot<'a>> {
+    let get = |name: &str| -> Option<&'a str> {
+        if prefix.is_empty() {
+            ev.get(name)
+        } else {
+            ev.get(&format!("{prefix}{name}"))
+        }
+    };
+    Some(Snapshot {
+        channel: get("Channel")?,
+        uniqueid: get("Uniqueid")?,
+        linkedid: get("Linkedid")?,
+        context: get("Context"),
+        exten: get("Exten"),
+        caller_num: get("CallerIDNum"),
+        state: get("ChannelState"),
+    })
+}
+
+/// `PJSIP/1002-00000002` → `1002` (endpoint names may contain `-`, the
+/// sequence suffix is the last one). `Local/...` channels have no endpoint.
+pub fn endpoint_of(channel: &str) -> Option<&str> {
+    let (tech, rest) = channel.split_once('/')?;
+    if !(tech.eq_ignore_ascii_case("PJSIP") || tech.eq_ignore_ascii_case("SIP")) {
+        return None;
+    }
+    Some(rest.rsplit_once('-').map_or(rest, |(ep, _)| ep))
+}
+
+fn is_real_exten(exten: &str) -> bool {
+    !(exten.is_empty() || exten == "s" || exten == "h")
+}
+
+/// `ChannelState: 6` is Up.
+fn is_up(state: Option<&str>) -> bool {
+    state == Some("6")
+}
+
+/// The call tracker.
+#[derive(Debug)]
+pub struct Tracker {
+    config: TrackerConfig,
+    calls: HashMap<String, Call>,
+    /// Uniqueid → Linkedid (Cdr events only carry the root's UniqueID).
+    leg_call: HashMap<String, String>,
+    ended: HashSet<String>,
+    ended_order: VecDeque<String>,
+}
+
+impl Tracker {
+    pub fn new(config: TrackerConfig) -> Self {
+        Tracker {
+            config,
+            calls: HashMap::new(),
+            leg_call: HashMap::new(),
+            ended: HashSet::new(),
+            ended_order: VecDeque::new(),
+        }
+    }
+
+    /// Calls currently followed (opened or not yet).
+    pub fn live_calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Linkedids of opened calls still alive.
+    pub fn open_calls(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self
+            .calls
+            .iter()
+            .filter(|(_, c)| c.opened)
+            .map(|(id, _)| id.as_str())
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Feed one event; returns the decisions it caused.
+    pub fn on_event(&mut self, ev: &Packet, at: SystemTime) -> Vec<CallDecision> {
+        let mut out = Vec::new();
+        self.on_event_into(ev, at, &mut out);
+        out
+    }
+
+    /// Same as [`Tracker::on_event`], appending to `out` (no allocation per
+    /// event on the hot path).
+    pub fn on_event_into(&mut self, ev: &Packet, at: SystemTime, out: &mut Vec<CallDecision>) {
+        let Some(name) = ev.event_name() else {
+            return;
+        };
+        match name {
+            "Newchannel" | "Newexten" | "Newstate" | "BridgeEnter" | "BridgeLeave" => {
+                if let Some(s) = snapshot(ev, "") {
+                    let root_came_up = name == "Newstate" && is_up(s.state);
+                    self.touch(&s, at, out);
+                    if root_came_up {
+                        self.root_up(s.linkedid, s.uniqueid, out);
+                    }
+                }
+            }
+            "DialBegin" => {
+                if let Some(s) = snapshot(ev, "") {
+                    self.touch(&s, at, out);
+                }
+                if let Some(d) = snapshot(ev, "Dest") {
+                    self.touch(&d, at, out);
+                }
+            }
+            "DialEnd" => self.on_dial_end(ev, at, out),
+            "Hangup" => self.on_hangup(ev, at, out),
+            "VarSet"
+                if ev
+                    .get("Variable")
+                    .is_some_and(|v| v.eq_ignore_ascii_case("MIXMONITOR_FILENAME")) =>
+            {
+                self.on_recording(ev, at, out);
+            }
+            "Cdr" => self.on_cdr(ev, out),
+            _ => {}
+        }
+    }
+
+    /// Record a leg's current snapshot, creating its call; open the call if
+    /// the root is now at a real extension.
+    fn touch(&mut self, s: &Snapshot<'_>, at: SystemTime, out: &mut Vec<CallDecision>) {
+        if self.ended.contains(s.linkedid) {
+            return;
+        }
+        let call = self
+            .calls
+            .entry(s.linkedid.to_owned())
+            .or_insert_with(Call::new);
+        let leg = call.legs.entry(s.uniqueid.to_owned()).or_insert_with(|| {
+            self.leg_call
+                .insert(s.uniqueid.to_owned(), s.linkedid.to_owned());
+            Leg {
+                name: s.channel.to_owned(),
+                ..Leg::default()
+            }
+        });
+        if let Some(c) = s.context {
+            leg.context.clear();
+            leg.context.push_str(c);
+        }
+        if let Some(e) = s.exten {
+            leg.exten.clear();
+            leg.exten.push_str(e);
+        }
+        if let Some(n) = s.caller_num {
+            leg.caller_num.clear();
+            leg.caller_num.push_str(n);
+        }
+        if let Some(st) = s.state {
+            leg.up = is_up(Some(st));
+        }
+        if call.root.is_none() || s.uniqueid == s.linkedid {
+            call.root = Some(s.uniqueid.to_owned());
+        }
+        if !call.opened {
+            let linkedid = s.linkedid.to_owned();
+            self.try_open(&linkedid, at, out);
+        }
+    }
+
+    fn try_open(&mut self, linkedid: &str, at: SystemTime, out: &mut Vec<CallDecision>) {
+        let Some(call) = self.calls.get_mut(linkedid) else {
+            return;
+        };
+        let Some(root) = call.root.as_ref().and_then(|r| call.legs.get(r)) else {
+            return;
+        };
+        if call.opened || !is_real_exten(&root.exten) {
+            return;
+        }
+        let cfg = &self.config;
+        let callee = root.exten.clone();
+        let from_trunk = endpoint_of(&root.name).is_some_and(|e| cfg.trunk_endpoints.contains(e));
+        let direction = if from_trunk || cfg.inbound_contexts.contains(&root.context) {
+            Direction::Inbound
+        } else if cfg.known_extensions.contains(&callee) || cfg.department_codes.contains(&callee) {
+            Direction::Internal
+        } else {
+            Direction::Outbound
+        };
+        let department_code = cfg
+            .department_codes
+            .contains(&callee)
+            .then(|| callee.clone());
+        let caller = root.caller_num.clone();
+        call.opened = true;
+        out.push(CallDecision::CallOpened {
+            linkedid: linkedid.to_owned(),
+            caller,
+            callee,
+            direction,
+            department_code,
+            opened_at: at,
+        });
+        Self::flush_pending(linkedid, call, out);
+    }
+
+    /// Report what was learnt before the call opened (answer, recordings).
+    fn flush_pending(linkedid: &str, call: &mut Call, out: &mut Vec<CallDecision>) {
+        if !call.opened {
+            return;
+        }
+        if let (Some(agent), false) = (&call.answer, call.answer_reported) {
+            call.answer_reported = true;
+            out.push(CallDecision::CallAnswered {
+                linkedid: linkedid.to_owned(),
+                agent_extension: agent.clone(),
+            });
+        }
+        while call.recordings_reported < call.recordings.len() {
+            out.push(CallDecision::RecordingAnnounced {
+                linkedid: linkedid.to_owned(),
+                path: call.recordings[call.recordings_reported].clone(),
+            });
+            call.recordings_reported += 1;
+        }
+    }
+
+    fn answered(&mut self, linkedid: &str, agent: Option<String>, out: &mut Vec<CallDecision>) {
+        let Some(call) = self.calls.get_mut(linkedid) else {
+            return;
+        };
+        if call.answer.is_some() {
+            return;
+        }
+        call.answer = Some(agent);
+        Self::flush_pending(linkedid, call, out);
+    }
+
+    fn agent_of(&self, channel: &str) -> Option<String> {
+        endpoint_of(channel)
+            .filter(|e| self.config.known_extensions.contains(*e))
+            .map(str::to_owned)
+    }
+
+    fn root_up(&mut self, linkedid: &str, uniqueid: &str, out: &mut Vec<CallDecision>) {
+        let is_root_of_open_call = self
+            .calls
+            .get(linkedid)
+            .is_some_and(|c| c.opened && c.root.as_deref() == Some(uniqueid));
+        if is_root_of_open_call {
+            self.answered(linkedid, None, out);
+        }
+    }
+
+    fn on_dial_end(&mut self, ev: &Packet, at: SystemTime, out: &mut Vec<CallDecision>) {
+        let caller = snapshot(ev, "");
+        if let Some(s) = &caller {
+            self.touch(s, at, out);
+        }
+        let Some(dest) = snapshot(ev, "Dest") else {
+            return;
+        };
+        self.touch(&dest, at, out);
+        // Only a dial made *from* the call answers it: the DialEnd of an
+        // originate (no calling Channel) is the agent picking up the
+        // click-to-call leg, before the real callee rings.
+        let answered = ev
+            .get("DialStatus")
+            .is_some_and(|s| s.eq_ignore_ascii_case("ANSWER"));
+        if answered && caller.is_some() {
+            let agent = self.agent_of(dest.channel);
+            let linkedid = dest.linkedid.to_owned();
+            self.answered(&linkedid, agent, out);
+        }
+    }
+
+    fn on_hangup(&mut self, ev: &Packet, at: SystemTime, out: &mut Vec<CallDecision>) {
+        let (Some(uniqueid), Some(linkedid)) = (ev.get("Uniqueid"), ev.get("Linkedid")) else {
+            return;
+        };
+        let Some(call) = self.calls.get_mut(linkedid) else {
+            return;
+        };
+        let cause = ev.get("Cause").map(|c| HangupCause {
+            code: c.trim().parse().unwrap_or(0),
+            text: ev.get("Cause-txt").unwrap_or_default().to_owned(),
+        });
+        if call.root.as_deref() == Some(uniqueid) {
+            call.root_cause.clone_from(&cause);
+        }
+        if cause.is_some() {
+            call.last_cause = cause;
+        }
+        call.legs.remove(uniqueid);
+        self.leg_call.remove(uniqueid);
+        if call.legs.is_empty() {
+            let linkedid = linkedid.to_owned();
+            self.end_call(&linkedid, at, true, out);
+        }
+    }
+
+    fn end_call(
+        &mut self,
+        linkedid: &str,
+        at: SystemTime,
+        with_cause: bool,
+        out: &mut Vec<CallDecision>,
+    ) {
+        let Some(call) = self.calls.remove(linkedid) else {
+            return;
+        };
+        for uid in call.legs.keys() {
+            self.leg_call.remove(uid);
+        }
+        if call.opened {
+            out.push(CallDecision::CallEnded {
+                linkedid: linkedid.to_owned(),
+                cause: if with_cause {
+                    call.root_cause.or(call.last_cause)
+                } else {
+                    None
+                },
+                ended_at: at,
+                answered: call.answer.is_some(),
+            });
+        }
+        self.remember_ended(linkedid);
+    }
+
+    fn remember_ended(&mut self, linkedid: &str) {
+        if self.config.ended_memory == 0 {
+            return;
+        }
+        if self.ended.insert(linkedid.to_owned()) {
+            self.ended_order.push_back(linkedid.to_owned());
+        }
+        while self.ended_order.len() > self.config.ended_memory {
+            if let Some(old) = self.ended_order.pop_front() {
+                self.ended.remove(&old);
+            }
+        }
+    }
+
+    fn on_recording(&mut self, ev: &Packet, at: SystemTime, out: &mut Vec<CallDecision>) {
+        let Some(s) = snapshot(ev, "") else {
+            return;
+        };
+        let Some(path) = ev.get("Value").filter(|p| !p.is_empty()) else {
+            return;
+        };
+        self.touch(&s, at, out);
+        let Some(call) = self.calls.get_mut(s.linkedid) else {
+            return;
+        };
+        if !call.recordings.iter().any(|p| p == path) {
+            call.recordings.push(path.to_owned());
+        }
+        Self::flush_pending(s.linkedid, call, out);
+    }
+
+    fn on_cdr(&mut self, ev: &Packet, out: &mut Vec<CallDecision>) {
+        let answered = ev
+            .get("Disposition")
+            .is_some_and(|d| d.eq_ignore_ascii_case("ANSWERED"));
+        if !answered {
+            return;
+        }
+        let Some(linkedid) = ev
+            .get("UniqueID")
+            .and_then(|u| self.leg_call.get(u))
+            .cloned()
+        else {
+            return;
+        };
+        let agent = ev.get("DestinationChannel").and_then(|c| self.agent_of(c));
+        self.answered(&linkedid, agent, out);
+    }
+
+    /// Reconcile with the live channels read after a (re)connect: the
+    /// `CoreShowChannel` events of [`super::Output::Resync`].
+    pub fn resync(&mut self, snapshot_events: &[Packet], at: SystemTime) -> Vec<CallDecision> {
+        let mut out = Vec::new();
+        let mut live: HashMap<&str, Vec<&Packet>> = HashMap::new();
+        for ev in snapshot_events {
+            if let Some(l) = ev.get("Linkedid") {
+                live.entry(l).or_default().push(ev);
+            }
+        }
+        // Calls that are gone: end them (once; they leave `calls`).
+        let mut gone: Vec<String> = self
+            .calls
+            .keys()
+            .filter(|l| !live.contains_key(l.as_str()))
+            .cloned()
+            .collect();
+        gone.sort_unstable();
+        for l in gone {
+            self.end_call(&l, at, false, &mut out);
+        }
+        let mut linkedids: Vec<&str> = live.keys().copied().collect();
+        linkedids.sort_unstable();
+        for linkedid in linkedids {
+            if self.ended.contains(linkedid) {
+                continue;
+            }
+            let chans = &live[linkedid];
+            // Legs that hung up unseen are dropped; live ones (re)recorded.
+            let live_uids: HashSet<&str> = chans.iter().filter_map(|e| e.get("Uniqueid")).collect();
+            if let Some(call) = self.calls.get_mut(linkedid) {
+                let stale: Vec<String> = call
+                    .legs
+                    .keys()
+                    .filter(|u| !live_uids.contains(u.as_str()))
+                    .cloned()
+                    .collect();
+                for u in stale {
+                    call.legs.remove(&u);
+                    self.leg_call.remove(&u);
+                }
+            }
+            // Root first, so an unknown call is opened from its root.
+            let mut ordered: Vec<&Packet> = chans.clone();
+            ordered.sort_by_key(|e| e.get("Uniqueid") != Some(linkedid));
+            let opened_at = ordered
+                .first()
+                .and_then(|e| e.get("Duration"))
+                .and_then(parse_hms)
+                .and_then(|d| at.checked_sub(d))
+                .unwrap_or(at);
+            for ev in &ordered {
+                if let Some(s) = snapshot(ev, "") {
+                    self.touch(&s, opened_at, &mut out);
+                }
+            }
+            // Answered while we were away: a non-root leg of a known
+            // extension is up (bridged to the caller), or the root is up.
+            let Some(call) = self.calls.get(linkedid) else {
+                continue;
+            };
+            if call.answer.is_some() {
+                continue;
+            }
+            let root = call.root.clone();
+            let agent_leg = call
+                .legs
+                .iter()
+                .filter(|(u, leg)| leg.up && Some(*u) != root.as_ref())
+                .map(|(_, leg)| leg.name.clone())
+                .min();
+            let root_up = root
+                .as_ref()
+                .and_then(|r| call.legs.get(r))
+                .is_some_and(|l| l.up);
+            if let Some(chan) = agent_leg {
+                let agent = self.agent_of(&chan);
+                self.answered(linkedid, agent, &mut out);
+            } else if root_up && call.opened && call.legs.len() == 1 {
+                self.answered(linkedid, None, &mut out);
+            }
+        }
+        out
+    }
+}
+
+/// `HH:MM:SS` (CoreShowChannel `Duration`).
+fn parse_hms(s: &str) -> Option<Duration> {
+    let mut parts = s.trim().split(':');
+    let h: u64 = parts.next()?.parse().ok()?;
+    let m: u64 = parts.next()?.parse().ok()?;
+    let sec: u64 = parts.next()?.parse().ok()?;
+    if parts.next().is_some() {
+        return None;
+    }
+    Some(Duration::from_secs(h * 3600 + m * 60 + sec))
+}

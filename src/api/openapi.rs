@@ -1,0 +1,195 @@
+//! The OpenAPI 3.1 document at `/api/v1/openapi.json`. Schemas come from the
+//! domain types (utoipa derives); paths are generated from one table so the
+//! document lists exactly the routes `router` serves (a test checks both).
+
+use axum::Json;
+use serde_json::{Value, json};
+use utoipa::openapi::ComponentsBuilder;
+
+use crate::domain;
+
+/// A CRUD resource in the document: path, tag, representation, input.
+struct Crud {
+    path: &'static str,
+    tag: &'static str,
+    repr: &'static str,
+    input: &'static str,
+}
+
+const CRUD: &[Crud] = &[
+    Crud {
+        path: "/extensions",
+        tag: "extensions",
+        repr: "Extension",
+        input: "ExtensionInput",
+    },
+    Crud {
+        path: "/tokens",
+        tag: "tokens",
+        repr: "ApiToken",
+        input: "ApiTokenInput",
+    },
+];
+
+fn schema_ref(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+fn problem(description: &str) -> Value {
+    json!({"description": description, "content": {"application/problem+json": {"schema": schema_ref("Problem")}}})
+}
+
+fn ok(description: &str, schema: Value) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": schema}}})
+}
+
+fn errors(mut responses: serde_json::Map<String, Value>) -> Value {
+    responses.insert("401".into(), problem("missing or unknown token"));
+    responses.insert(
+        "403".into(),
+        problem("token lacks the scope, or network not allowed"),
+    );
+    responses.insert("422".into(), problem("invalid input, each field named"));
+    Value::Object(responses)
+}
+
+fn page_of(name: &str) -> Value {
+    json!({"type": "object", "required": ["items"], "properties": {
+        "items": {"type": "array", "items": schema_ref(name)},
+        "next_cursor": {"type": ["string", "null"]}}})
+}
+
+fn id_param() -> Value {
+    json!({"name": "id", "in": "path", "required": true, "schema": {"type": "integer", "format": "int64"}})
+}
+
+fn list_params() -> Value {
+    json!([
+        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
+        {"name": "cursor", "in": "query", "schema": {"type": "string"}}
+    ])
+}
+
+fn body(name: &str) -> Value {
+    json!({"required": true, "content": {"application/json": {"schema": schema_ref(name)}}})
+}
+
+fn crud_paths(paths: &mut serde_json::Map<String, Value>, c: &Crud) {
+    let m = |v: Value| v.as_object().cloned().unwrap_or_default();
+    paths.insert(
+        c.path.to_owned(),
+        json!({
+            "get": {"tags": [c.tag], "summary": format!("List {}", c.tag), "parameters": list_params(),
+                     "responses": errors(m(json!({"200": ok("a page", page_of(c.repr))})))},
+            "post": {"tags": [c.tag], "summary": format!("Create in {}", c.tag),
+                      "parameters": [{"name": "Idempotency-Key", "in": "header", "schema": {"type": "string"}}],
+                      "requestBody": body(c.input),
+                      "responses": errors(m(json!({"201": ok("created", schema_ref(c.repr)),
+                                                      "409": problem("conflicts with existing data")})))}
+        }),
+    );
+    paths.insert(
+        format!("{}/{{id}}", c.path),
+        json!({
+            "parameters": [id_param()],
+            "get": {"tags": [c.tag], "responses": errors(m(json!({"200": ok("the resource", schema_ref(c.repr)), "404": problem("not found")})))},
+            "put": {"tags": [c.tag], "requestBody": body(c.input),
+                     "responses": errors(m(json!({"200": ok("replaced", schema_ref(c.repr)), "404": problem("not found"), "409": problem("conflict")})))},
+            "patch": {"tags": [c.tag], "summary": "JSON merge patch (RFC 7396)",
+                       "requestBody": {"required": true, "content": {"application/merge-patch+json": {"schema": {"type": "object"}}}},
+                       "responses": errors(m(json!({"200": ok("patched", schema_ref(c.repr)), "404": problem("not found"), "409": problem("conflict")})))},
+            "delete": {"tags": [c.tag], "responses": errors(m(json!({"204": {"description": "deleted"}, "404": problem("not found"), "409": problem("in use: the detail says by what")})))}
+        }),
+    );
+}
+
+fn other_paths(paths: &mut serde_json::Map<String, Value>) {
+    let m = |v: Value| v.as_object().cloned().unwrap_or_default();
+    let protocol = json!({"name": "protocol", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[0-9]{14}$"}});
+    paths.insert(
+        "/attendances".into(),
+        json!({"get": {"tags": ["attendances"], "parameters": [
+        {"name": "status", "in": "query", "schema": schema_ref("AttendanceStatus")},
+        {"name": "department_id", "in": "query", "schema": {"type": "integer"}},
+        {"name": "agent_id", "in": "query", "schema": {"type": "integer"}},
+        {"name": "from", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+        {"name": "to", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+        {"name": "limit", "in": "query", "schema": {"type": "integer"}},
+        {"name": "cursor", "in": "query", "schema": {"type": "string"}}],
+        "responses": errors(m(json!({"200": ok("newest first", page_of("Attendance"))})))}}),
+    );
+    paths.insert("/attendances/{protocol}".into(), json!({"get": {"tags": ["attendances"], "parameters": [protocol],
+        "responses": errors(m(json!({"200": ok("the attendance", schema_ref("Attendance")), "404": problem("not found")})))}}));
+    paths.insert("/attendances/{protocol}/close".into(), json!({"post": {"tags": ["attendances"], "parameters": [protocol],
+        "responses": errors(m(json!({"200": ok("closed with reason api", schema_ref("Attendance")), "409": problem("already closed")})))}}));
+    paths.insert("/attendances/{protocol}/recording".into(), json!({"get": {"tags": ["attendances"], "parameters": [protocol,
+        {"name": "Range", "in": "header", "schema": {"type": "string"}}],
+        "responses": errors(m(json!({"200": {"description": "WAV", "content": {"audio/wav": {}}},
+                                       "206": {"description": "the requested range", "content": {"audio/wav": {}}},
+                                       "404": problem("no recording"), "416": problem("bad range")})))}}));
+    paths.insert("/export/attendances.csv".into(), json!({"get": {"tags": ["attendances"], "parameters": [
+        {"name": "from", "in": "query", "schema": {"type": "string", "format": "date-time"}},
+        {"name": "to", "in": "query", "schema": {"type": "string", "format": "date-time"}}],
+        "responses": errors(m(json!({"200": {"description": "CSV, streamed", "content": {"text/csv": {}}}})))}}));
+    paths.insert(
+        "/openapi.json".into(),
+        json!({"get": {"tags": ["meta"], "security": [],
+        "responses": {"200": {"description": "this document"}}}}),
+    );
+}
+
+/// Builds the document.
+pub fn build() -> Value {
+    use domain::*;
+    let components = ComponentsBuilder::new()
+        .schema_from::<Extension>()
+        .schema_from::<ExtensionInput>()
+        .schema_from::<FollowMe>()
+        .schema_from::<DigestAlgorithm>()
+        .schema_from::<ApiToken>()
+        .schema_from::<ApiTokenInput>()
+        .schema_from::<Scope>()
+        .schema_from::<Attendance>()
+        .schema_from::<AttendanceStatus>()
+        .schema_from::<Direction>()
+        .schema_from::<CloseReason>()
+        .schema_from::<CallSource>()
+        .schema_from::<Transfer>()
+        .schema_from::<RecordingInfo>()
+        .schema_from::<FieldError>()
+        .build();
+    let mut schemas = serde_json::to_value(&components)
+        .ok()
+        .and_then(|c| c.get("schemas").cloned())
+        .unwrap_or_else(|| json!({}));
+    if let Some(map) = schemas.as_object_mut() {
+        map.insert(
+            "Problem".into(),
+            json!({"type": "object", "description": "RFC 9457 problem details",
+                   "required": ["type", "title", "status", "detail"],
+                   "properties": {"type": {"type": "string"}, "title": {"type": "string"},
+                                  "status": {"type": "integer"}, "detail": {"type": "string"},
+                                  "errors": {"type": "array", "items": schema_ref("FieldError")}}}),
+        );
+    }
+    let mut paths = serde_json::Map::new();
+    for c in CRUD {
+        crud_paths(&mut paths, c);
+    }
+    other_paths(&mut paths);
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "pbx-bridge admin API", "version": env!("CARGO_PKG_VERSION")},
+        "servers": [{"url": "/api/v1"}],
+        "security": [{"bearer": []}],
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}
+        }
+    })
+}
+
+pub async fn document() -> Json<Value> {
+    Json(build())
+}

@@ -1,0 +1,14 @@
+//! pbx-bridge: the telephony service between a customer-service platform and
+//! an Asterisk PBX. See README.md for the layout and `SPEC.md` for the
+//! product contract.
+
+pub mod ami;
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod domain;
+pub mod routing;
+pub mod service;
+pub mod sip;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,244 @@
+//! Start-up and shutdown of the whole service: open the database, make sure
+//! an admin can get in, serve the API, run the housekeeping tasks, and on
+//! SIGTERM stop taking work, let in-flight work finish and exit cleanly.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::app::App;
+use crate::config::Settings;
+use crate::domain::{ApiTokenInput, Scope};
+use crate::store::{Store, hash_token};
+
+/// A service that has bound its sockets and is ready to serve.
+pub struct Service {
+    app: App,
+    http: TcpListener,
+    /// The admin token created at this start, if one was (first start).
+    pub bootstrap_token: Option<String>,
+}
+
+impl Service {
+    pub async fn start(settings: Settings) -> anyhow::Result<Self> {
+        let store = Store::connect(&settings.database_url)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot open the database {}",
+                    redact(&settings.database_url)
+                )
+            })?;
+        let bootstrap_token = ensure_admin_token(&store, settings.admin_token.as_deref()).await?;
+        std::fs::create_dir_all(&settings.recordings_dir).with_context(|| {
+            format!(
+                "cannot create recordings dir {}",
+                settings.recordings_dir.display()
+            )
+        })?;
+        let http = TcpListener::bind(settings.http_listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on PBX_BRIDGE_HTTP_LISTEN {}",
+                    settings.http_listen
+                )
+            })?;
+        let app = App::new(store, settings, crate::telemetry::init_metrics());
+        app.reload_acl().await?;
+        Ok(Self {
+            app,
+            http,
+            bootstrap_token,
+        })
+    }
+
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http
+            .local_addr()
+            .unwrap_or_else(|_| self.app.settings().http_listen)
+    }
+
+    pub fn app(&self) -> &App {
+        &self.app
+    }
+
+    /// Serves until `shutdown` fires, then drains: new connections are
+    /// refused, in-flight requests finish, bounded by the grace period.
+    pub async fn serve(self, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+        let app = self.app.clone();
+        let housekeeping = tokio::spawn(housekeeping(app.clone(), shutdown.clone()));
+        tracing::info!(http = %self.http_addr(), "admin API listening");
+        let router = crate::api::router(app.clone());
+        let grace = app.settings().shutdown_grace;
+        let drain_app = app.clone();
+        let drain_signal = shutdown.clone();
+        let server = axum::serve(
+            self.http,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            signalled(drain_signal).await;
+            drain_app.start_draining();
+            tracing::info!("shutting down: draining in-flight requests");
+        });
+        let mut server = tokio::spawn(server.into_future());
+        let result = tokio::select! {
+            r = &mut server => r,
+            _ = signalled(shutdown) => match tokio::time::timeout(grace, &mut server).await {
+                Ok(r) => r,
+                Err(_) => {
+                    tracing::warn!(?grace, "grace period over; closing remaining connections");
+                    server.abort();
+                    Ok(Ok(()))
+                }
+            },
+        };
+        housekeeping.abort();
+        app.store().close().await;
+        result
+            .context("admin API task")?
+            .context("admin API failed")?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Resolves once the shutdown watch turns true (or its sender is gone).
+async fn signalled(mut rx: watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+/// Runs the service until SIGTERM or Ctrl-C.
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    let service = Service::start(settings).await?;
+    if let Some(token) = &service.bootstrap_token {
+        // Printed once, on stdout, so it can be captured; never logged.
+        println!("pbx-bridge: created the admin token (shown only this once): {token}");
+    }
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        let _ = tx.send(true);
+    });
+    service.serve(rx).await
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("interrupt received"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Makes sure an admin can reach the API: the configured token is stored
+/// (hashed) if new; with none configured and no token at all, one is made.
+async fn ensure_admin_token(
+    store: &Store,
+    configured: Option<&str>,
+) -> anyhow::Result<Option<String>> {
+    let admin = ApiTokenInput {
+        name: "admin".into(),
+        scopes: vec![Scope::Admin],
+        allowed_networks: vec![],
+    };
+    if let Some(token) = configured {
+        if token.len() < 16 {
+            anyhow::bail!("invalid setting PBX_BRIDGE_ADMIN_TOKEN: must be at least 16 characters");
+        }
+        if store.authenticate(token).await?.is_none() {
+            store.insert_token(&admin, token).await?;
+        }
+        return Ok(None);
+    }
+    // Only one of several nodes starting together may create it.
+    let marker = hash_token("bootstrap");
+    if store.count_tokens().await? > 0 || store.setting("admin_token_created").await?.is_some() {
+        return Ok(None);
+    }
+    let won = store
+        .setting_or_insert("admin_token_created", &marker)
+        .await?
+        == marker
+        && store.count_tokens().await? == 0;
+    if !won {
+        return Ok(None);
+    }
+    let (_, value) = store.create_token(&admin).await?;
+    Ok(Some(value))
+}
+
+/// The database URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Periodic work: re-read the ACL (other nodes may change it) and close
+/// attendances idle past the inactivity rule.
+async fn housekeeping(app: App, shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    let mut ticks: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = signalled(shutdown.clone()) => return,
+        }
+        ticks += 1;
+        if let Err(e) = app.reload_acl().await {
+            tracing::warn!(error = %e, "cannot reload the ACL");
+        }
+        if ticks % 6 == 1 {
+            let idle = app.settings().inactivity_close.as_millis() as i64;
+            match app.store().close_inactive_attendances(idle).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(closed = n, "attendances closed for inactivity"),
+                Err(e) => tracing::warn!(error = %e, "inactivity sweep failed"),
+            }
+        }
+        if let Some(m) = app.metrics() {
+            m.run_upkeep();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            super::redact("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(
+            super::redact("sqlite://./data/x.db"),
+            "sqlite://./data/x.db"
+        );
+    }
+}

@@ -1,0 +1,136 @@
+//! Persistence on SQLite (the embedded default) or PostgreSQL, through
+//! sqlx's `Any` driver so every query is written once and runs on both; the
+//! schema is an equivalent pair of migrations (`migrations/sqlite`,
+//! `migrations/postgres`). Queries are static SQL with bound parameters.
+//!
+//! Portability rules the queries follow: `$N` placeholders (SQLite accepts
+//! them too), integers as BIGINT/INTEGER (i64), timestamps as epoch
+//! milliseconds, lists as JSON text, booleans read through [`row::flag`].
+
+mod acl;
+// mod agents;
+mod attendances;
+// mod departments;
+mod error;
+mod extensions;
+// mod holidays;
+mod idempotency;
+// mod outbound_routes;
+mod page;
+// mod pbx;
+// mod periods;
+mod protocols;
+mod row;
+mod settings;
+mod tokens;
+// mod trunks;
+// mod webhooks;
+
+pub use attendances::{AttendanceFilter, NewAttendance};
+pub use error::StoreError;
+pub use idempotency::StoredResponse;
+pub use page::Page;
+pub use tokens::{AuthenticatedToken, hash_token};
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::{AnyPool, Executor};
+
+/// Which database is behind the pool (a few statements differ).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The service's database.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Connects, creating the SQLite file and its directory if needed, and
+    /// applies the migrations.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        };
+        if backend == Backend::Sqlite {
+            prepare_sqlite(url).await?;
+        }
+        let max = if backend == Backend::Sqlite { 8 } else { 16 };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // Writers wait for each other instead of failing.
+                        conn.execute("PRAGMA busy_timeout = 10000").await?;
+                        conn.execute("PRAGMA foreign_keys = ON").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await?;
+        let store = Self { pool, backend };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        match self.backend {
+            Backend::Sqlite => sqlx::migrate!("migrations/sqlite").run(&self.pool).await?,
+            Backend::Postgres => {
+                sqlx::migrate!("migrations/postgres")
+                    .run(&self.pool)
+                    .await?
+            }
+        }
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Cheap round trip for `/readyz`.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Creates the SQLite file's directory and switches the file to WAL once
+/// (persistent in the file): readers never block the writer, and a process
+/// killed mid-write leaves a consistent database.
+async fn prepare_sqlite(url: &str) -> Result<(), StoreError> {
+    use sqlx::ConnectOptions;
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
+    let options = SqliteConnectOptions::from_str(url)?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal);
+    if let Some(dir) = options.get_filename().parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+        })?;
+    }
+    let conn = options.connect().await?;
+    sqlx::Connection::close(conn).await.ok();
+    Ok(())
+}

@@ -1,0 +1,44 @@
+//! Logs (tracing, text or JSON) and the Prometheus recorder.
+
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{LogFormat, SettingError, Settings};
+
+/// Installs the global subscriber. A second call (tests) is harmless.
+pub fn init_logging(settings: &Settings) -> Result<(), SettingError> {
+    let filter = EnvFilter::try_new(&settings.log)
+        .map_err(|e| SettingError::new("PBX_BRIDGE_LOG", e.to_string()))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match settings.log_format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+    Ok(())
+}
+
+/// Installs the Prometheus recorder, or `None` if one is already installed
+/// (several services in one test process).
+pub fn init_metrics() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    metrics::set_global_recorder(recorder).ok()?;
+    describe();
+    Some(handle)
+}
+
+fn describe() {
+    metrics::describe_counter!(
+        "pbx_http_requests_total",
+        "Admin API requests by status class"
+    );
+    metrics::describe_gauge!(
+        "pbx_attendances_open",
+        "Attendances not yet closed, by status"
+    );
+    metrics::describe_gauge!("pbx_ami_connected", "1 while the AMI session is up");
+    metrics::describe_gauge!("pbx_registrations", "SIP contacts currently bound");
+    metrics::describe_gauge!("pbx_calls_active", "Calls in progress");
+    metrics::describe_gauge!("pbx_webhook_backlog", "Webhook deliveries pending");
+}
