@@ -1,15 +1,24 @@
 //! The admin API (SPEC §3, §4, §8): axum routes over the store, bearer
 //! tokens with scopes, problem+json errors, and the OpenAPI document.
 
+mod acl;
+mod agents;
 mod attendances;
 mod auth;
+mod departments;
 mod extensions;
 mod health;
+mod holidays;
 mod json;
 mod openapi;
+mod outbound_routes;
+mod pbx;
+mod periods;
 mod problem;
 mod resource;
 mod tokens;
+mod trunks;
+mod webhooks;
 
 pub use problem::ApiError;
 
@@ -28,6 +37,18 @@ pub fn router(app: App) -> Router {
     let v1 = Router::new()
         .merge(routes::<extensions::Extensions>("/extensions"))
         .merge(routes::<tokens::Tokens>("/tokens"))
+        .merge(routes::<departments::Departments>("/departments"))
+        .merge(routes::<agents::Agents>("/agents"))
+        .merge(agents::pause_routes())
+        .merge(routes::<periods::Periods>("/periods"))
+        .merge(routes::<holidays::Holidays>("/holidays"))
+        .merge(routes::<trunks::Trunks>("/trunks"))
+        .merge(routes::<outbound_routes::OutboundRoutes>(
+            "/outbound-routes",
+        ))
+        .merge(pbx::routes())
+        .merge(routes::<acl::Acl>("/acl"))
+        .merge(webhooks::routes())
         .merge(attendances::routes())
         .route("/openapi.json", get(openapi::document));
     Router::new()

@@ -29,6 +29,54 @@ const CRUD: &[Crud] = &[
         repr: "ApiToken",
         input: "ApiTokenInput",
     },
+    Crud {
+        path: "/departments",
+        tag: "departments",
+        repr: "Department",
+        input: "DepartmentInput",
+    },
+    Crud {
+        path: "/agents",
+        tag: "agents",
+        repr: "Agent",
+        input: "AgentInput",
+    },
+    Crud {
+        path: "/periods",
+        tag: "periods",
+        repr: "Period",
+        input: "PeriodInput",
+    },
+    Crud {
+        path: "/holidays",
+        tag: "holidays",
+        repr: "Holiday",
+        input: "HolidayInput",
+    },
+    Crud {
+        path: "/trunks",
+        tag: "trunks",
+        repr: "Trunk",
+        input: "TrunkInput",
+    },
+    Crud {
+        path: "/outbound-routes",
+        tag: "outbound-routes",
+        repr: "OutboundRoute",
+        input: "OutboundRouteInput",
+    },
+    Crud {
+        path: "/acl",
+        tag: "acl",
+        repr: "AclRule",
+        input: "AclRuleInput",
+    },
+    Crud {
+        path: "/webhooks",
+        tag: "webhooks",
+        repr: "Webhook",
+        input: "WebhookInput",
+    },
 ];
 
 fn schema_ref(name: &str) -> Value {
@@ -138,6 +186,53 @@ fn other_paths(paths: &mut serde_json::Map<String, Value>) {
     );
 }
 
+/// `POST` and `DELETE /agents/{id}/pause` (scope `calls`).
+fn agent_pause_paths(paths: &mut serde_json::Map<String, Value>) {
+    let m = |v: Value| v.as_object().cloned().unwrap_or_default();
+    paths.insert(
+        "/agents/{id}/pause".into(),
+        json!({
+            "parameters": [id_param()],
+            "post": {"tags": ["agents"], "summary": "Start a pause (it lasts until ended)",
+                      "requestBody": body("PauseInput"),
+                      "responses": errors(m(json!({"200": ok("the paused agent", schema_ref("Agent")),
+                                                      "404": problem("not found"),
+                                                      "409": problem("already paused")})))},
+            "delete": {"tags": ["agents"], "summary": "End the pause",
+                        "responses": errors(m(json!({"200": ok("the agent", schema_ref("Agent")),
+                                                        "404": problem("not found"),
+                                                        "409": problem("not paused")})))}
+        }),
+    );
+}
+
+/// The PBX singleton and the webhook delivery history.
+fn singleton_paths(paths: &mut serde_json::Map<String, Value>) {
+    let m = |v: Value| v.as_object().cloned().unwrap_or_default();
+    paths.insert(
+        "/pbx".into(),
+        json!({
+            "get": {"tags": ["pbx"], "summary": "The PBX connection (the disabled default until set)",
+                    "responses": errors(m(json!({"200": ok("the PBX connection", schema_ref("Pbx"))})))},
+            "put": {"tags": ["pbx"], "summary": "Replace the PBX connection (an absent ami_secret keeps the stored one)",
+                    "requestBody": body("PbxInput"),
+                    "responses": errors(m(json!({"200": ok("replaced", schema_ref("Pbx"))})))},
+            "patch": {"tags": ["pbx"], "summary": "JSON merge patch (RFC 7396)",
+                      "requestBody": {"required": true, "content": {"application/merge-patch+json": {"schema": {"type": "object"}}}},
+                      "responses": errors(m(json!({"200": ok("patched", schema_ref("Pbx"))})))}
+        }),
+    );
+    paths.insert(
+        "/webhooks/{id}/deliveries".into(),
+        json!({
+            "parameters": [id_param()],
+            "get": {"tags": ["webhooks"], "summary": "Deliveries to the webhook, newest first",
+                    "parameters": list_params(),
+                    "responses": errors(m(json!({"200": ok("a page", page_of("WebhookDelivery")), "404": problem("no such webhook")})))}
+        }),
+    );
+}
+
 /// Builds the document.
 pub fn build() -> Value {
     use domain::*;
@@ -149,6 +244,23 @@ pub fn build() -> Value {
         .schema_from::<ApiToken>()
         .schema_from::<ApiTokenInput>()
         .schema_from::<Scope>()
+        .schema_from::<Department>()
+        .schema_from::<DepartmentInput>()
+        .schema_from::<AfterHours>()
+        .schema_from::<RingStrategy>()
+        .schema_from::<RingTarget>()
+        .schema_from::<Agent>()
+        .schema_from::<AgentInput>()
+        .schema_from::<Membership>()
+        .schema_from::<Pause>()
+        .schema_from::<PauseInput>()
+        .schema_from::<Presence>()
+        .schema_from::<Period>()
+        .schema_from::<PeriodInput>()
+        .schema_from::<TimeRange>()
+        .schema_from::<Weekday>()
+        .schema_from::<Holiday>()
+        .schema_from::<HolidayInput>()
         .schema_from::<Attendance>()
         .schema_from::<AttendanceStatus>()
         .schema_from::<Direction>()
@@ -156,6 +268,22 @@ pub fn build() -> Value {
         .schema_from::<CallSource>()
         .schema_from::<Transfer>()
         .schema_from::<RecordingInfo>()
+        .schema_from::<Trunk>()
+        .schema_from::<TrunkInput>()
+        .schema_from::<DidRoute>()
+        .schema_from::<Transport>()
+        .schema_from::<OutboundRoute>()
+        .schema_from::<OutboundRouteInput>()
+        .schema_from::<Pbx>()
+        .schema_from::<PbxInput>()
+        .schema_from::<AclRule>()
+        .schema_from::<AclRuleInput>()
+        .schema_from::<AclAction>()
+        .schema_from::<AclApplies>()
+        .schema_from::<Webhook>()
+        .schema_from::<WebhookInput>()
+        .schema_from::<EventType>()
+        .schema_from::<WebhookDelivery>()
         .schema_from::<FieldError>()
         .build();
     let mut schemas = serde_json::to_value(&components)
@@ -177,6 +305,8 @@ pub fn build() -> Value {
         crud_paths(&mut paths, c);
     }
     other_paths(&mut paths);
+    singleton_paths(&mut paths);
+    agent_pause_paths(&mut paths);
     json!({
         "openapi": "3.1.0",
         "info": {"title": "pbx-bridge admin API", "version": env!("CARGO_PKG_VERSION")},

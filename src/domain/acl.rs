@@ -8,7 +8,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{FieldErrors, Id};
+use super::FieldErrors;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -34,7 +34,7 @@ impl AclApplies {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AclRule {
-    pub id: Id,
+    pub id: i64,
     /// Rules are evaluated by ascending position.
     pub position: i64,
     #[schema(value_type = String)]
@@ -52,6 +52,7 @@ pub struct AclRuleInput {
     #[serde(default)]
     pub position: Option<i64>,
     #[schema(value_type = String)]
+    #[serde(deserialize_with = "super::net::cidr")]
     pub cidr: IpNet,
     pub action: AclAction,
     #[serde(default = "both")]

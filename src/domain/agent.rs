@@ -4,13 +4,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{FieldErrors, Id};
+use super::FieldErrors;
 
 /// An agent's place in a department.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Membership {
-    pub department_id: Id,
+    pub department_id: i64,
     /// Whether the department's calls ring this agent.
     #[serde(default = "yes")]
     pub receives_calls: bool,
@@ -54,12 +54,27 @@ pub enum Presence {
     Offline,
 }
 
+impl Presence {
+    /// Presence from the agent's state: paused wins, then offline when the
+    /// agent is inactive, has no extension, or that extension is not
+    /// registered; available otherwise.
+    pub fn derive(active: bool, has_extension: bool, paused: bool, registered: bool) -> Self {
+        if paused {
+            Self::Paused
+        } else if !active || !has_extension || !registered {
+            Self::Offline
+        } else {
+            Self::Available
+        }
+    }
+}
+
 /// An agent as the API shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Agent {
-    pub id: Id,
+    pub id: i64,
     pub name: String,
-    pub extension_id: Option<Id>,
+    pub extension_id: Option<i64>,
     pub active: bool,
     pub departments: Vec<Membership>,
     pub pause: Option<Pause>,
@@ -77,7 +92,7 @@ pub struct Agent {
 pub struct AgentInput {
     pub name: String,
     #[serde(default)]
-    pub extension_id: Option<Id>,
+    pub extension_id: Option<i64>,
     #[serde(default = "yes")]
     pub active: bool,
     #[serde(default)]
@@ -111,5 +126,32 @@ impl Agent {
             active: self.active,
             departments: self.departments.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presence_is_paused_then_offline_then_available() {
+        assert_eq!(Presence::derive(true, true, true, true), Presence::Paused);
+        assert_eq!(Presence::derive(false, true, true, false), Presence::Paused);
+        assert_eq!(
+            Presence::derive(false, true, false, true),
+            Presence::Offline
+        );
+        assert_eq!(
+            Presence::derive(true, false, false, true),
+            Presence::Offline
+        );
+        assert_eq!(
+            Presence::derive(true, true, false, false),
+            Presence::Offline
+        );
+        assert_eq!(
+            Presence::derive(true, true, false, true),
+            Presence::Available
+        );
     }
 }

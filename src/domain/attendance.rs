@@ -5,8 +5,6 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::Id;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
@@ -50,9 +48,9 @@ pub enum CallSource {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Transfer {
     pub at: DateTime<Utc>,
-    pub from_agent_id: Option<Id>,
+    pub from_agent_id: Option<i64>,
     pub target: String,
-    pub department_id: Option<Id>,
+    pub department_id: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -67,8 +65,8 @@ pub struct Attendance {
     pub protocol: String,
     pub direction: Direction,
     pub status: AttendanceStatus,
-    pub department_id: Option<Id>,
-    pub agent_id: Option<Id>,
+    pub department_id: Option<i64>,
+    pub agent_id: Option<i64>,
     pub caller: String,
     pub callee: String,
     pub opened_at: DateTime<Utc>,

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{FieldErrors, Id};
+use super::FieldErrors;
 
 /// How a department's agents are rung.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -33,7 +33,7 @@ pub enum RingTarget {
 #[serde(deny_unknown_fields)]
 pub struct AfterHours {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub department_id: Option<Id>,
+    pub department_id: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub number: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -42,7 +42,7 @@ pub struct AfterHours {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Department {
-    pub id: Id,
+    pub id: i64,
     pub name: String,
     pub description: String,
     pub active: bool,
@@ -53,10 +53,10 @@ pub struct Department {
     pub ring_count: Option<u32>,
     pub agent_ring_timeout_s: u32,
     pub ring_timeout_s: u32,
-    pub overflow_department_id: Option<Id>,
+    pub overflow_department_id: Option<i64>,
     pub close_on_hangup: bool,
     pub record: bool,
-    pub period_id: Option<Id>,
+    pub period_id: Option<i64>,
     pub after_hours: Option<AfterHours>,
     pub auto_pause_after_missed: Option<u32>,
     pub created_at: DateTime<Utc>,
@@ -86,13 +86,13 @@ pub struct DepartmentInput {
     #[serde(default = "thirty")]
     pub ring_timeout_s: u32,
     #[serde(default)]
-    pub overflow_department_id: Option<Id>,
+    pub overflow_department_id: Option<i64>,
     #[serde(default)]
     pub close_on_hangup: bool,
     #[serde(default = "yes")]
     pub record: bool,
     #[serde(default)]
-    pub period_id: Option<Id>,
+    pub period_id: Option<i64>,
     #[serde(default)]
     pub after_hours: Option<AfterHours>,
     #[serde(default)]

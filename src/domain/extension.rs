@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{DigestAlgorithm, FieldErrors, Id};
+use super::{DigestAlgorithm, FieldErrors};
 
 /// *Siga-me*: ring the extension for `ring_first_s`, then (or, with 0,
 /// instead) the external `number` through the outbound routes.
@@ -22,12 +22,12 @@ pub struct FollowMe {
 /// An extension as the API shows it. The secret is never part of it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Extension {
-    pub id: Id,
+    pub id: i64,
     pub number: String,
     pub display_name: String,
     pub digest_algorithms: Vec<DigestAlgorithm>,
     /// The agent whose extension this is (kept from the agent's side).
-    pub agent_id: Option<Id>,
+    pub agent_id: Option<i64>,
     pub active: bool,
     pub follow_me: FollowMe,
     pub created_at: DateTime<Utc>,
@@ -48,7 +48,7 @@ pub struct ExtensionInput {
     #[serde(default)]
     pub digest_algorithms: Option<Vec<DigestAlgorithm>>,
     #[serde(default)]
-    pub agent_id: Option<Id>,
+    pub agent_id: Option<i64>,
     #[serde(default = "yes")]
     pub active: bool,
     #[serde(default)]

@@ -6,16 +6,16 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{FieldErrors, Id};
+use super::FieldErrors;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Holiday {
-    pub id: Id,
+    pub id: i64,
     #[schema(value_type = String, format = Date)]
     pub date: NaiveDate,
     pub name: String,
     /// Absent = every period.
-    pub period_id: Option<Id>,
+    pub period_id: Option<i64>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -27,7 +27,7 @@ pub struct HolidayInput {
     pub date: NaiveDate,
     pub name: String,
     #[serde(default)]
-    pub period_id: Option<Id>,
+    pub period_id: Option<i64>,
 }
 
 impl HolidayInput {

@@ -14,6 +14,7 @@ mod department;
 mod digest_algorithm;
 mod extension;
 mod holiday;
+mod net;
 mod outbound_route;
 mod pbx;
 mod period;

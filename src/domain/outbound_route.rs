@@ -4,12 +4,12 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{FieldErrors, Id};
+use super::FieldErrors;
 use crate::routing::DialPattern;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct OutboundRoute {
-    pub id: Id,
+    pub id: i64,
     pub name: String,
     /// Lower is tried first.
     pub priority: i64,
@@ -17,9 +17,9 @@ pub struct OutboundRoute {
     pub strip: u32,
     pub prepend: String,
     /// Tried in order; the next on 5xx or timeout.
-    pub trunk_ids: Vec<Id>,
+    pub trunk_ids: Vec<i64>,
     /// Empty = every extension may use the route.
-    pub allowed_extension_ids: Vec<Id>,
+    pub allowed_extension_ids: Vec<i64>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -35,9 +35,9 @@ pub struct OutboundRouteInput {
     pub strip: u32,
     #[serde(default)]
     pub prepend: String,
-    pub trunk_ids: Vec<Id>,
+    pub trunk_ids: Vec<i64>,
     #[serde(default)]
-    pub allowed_extension_ids: Vec<Id>,
+    pub allowed_extension_ids: Vec<i64>,
 }
 
 impl OutboundRouteInput {

@@ -5,7 +5,7 @@ use chrono::{Datelike, NaiveTime, TimeZone, Timelike};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{FieldErrors, Holiday, Id, Timestamp};
+use super::{FieldErrors, Holiday, Timestamp};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -52,7 +52,7 @@ fn parse_hhmm(s: &str) -> Option<NaiveTime> {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Period {
-    pub id: Id,
+    pub id: i64,
     pub name: String,
     pub time_zone: String,
     pub ranges: Vec<TimeRange>,

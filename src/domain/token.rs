@@ -5,7 +5,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{FieldErrors, Id};
+use super::FieldErrors;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 pub enum Scope {
@@ -39,7 +39,7 @@ impl Scope {
 /// A token as listed: never its value, which is shown once at creation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ApiToken {
-    pub id: Id,
+    pub id: i64,
     pub name: String,
     pub scopes: Vec<Scope>,
     #[schema(value_type = Vec<String>)]
@@ -57,7 +57,7 @@ pub struct ApiTokenInput {
     pub name: String,
     pub scopes: Vec<Scope>,
     /// Empty = any network.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::net::cidr_list")]
     #[schema(value_type = Vec<String>)]
     pub allowed_networks: Vec<IpNet>,
 }

@@ -5,7 +5,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{FieldErrors, Id};
+use super::FieldErrors;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -20,14 +20,14 @@ pub enum Transport {
 pub struct DidRoute {
     pub did: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub department_id: Option<Id>,
+    pub department_id: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub extension_id: Option<Id>,
+    pub extension_id: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Trunk {
-    pub id: Id,
+    pub id: i64,
     pub name: String,
     pub host: String,
     pub port: u16,
@@ -65,7 +65,7 @@ pub struct TrunkInput {
     pub register_expires_s: u32,
     #[serde(default)]
     pub max_channels: Option<u32>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::net::cidr_list")]
     #[schema(value_type = Vec<String>)]
     pub inbound: Vec<IpNet>,
     #[serde(default)]

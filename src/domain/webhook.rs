@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{FieldErrors, Id};
+use super::FieldErrors;
 
 /// The events of SPEC §7.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
@@ -35,7 +35,7 @@ pub enum EventType {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Webhook {
-    pub id: Id,
+    pub id: i64,
     pub url: String,
     pub events: Vec<EventType>,
     pub active: bool,
@@ -102,7 +102,7 @@ impl Webhook {
 /// One attempt history entry of an event to a webhook.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct WebhookDelivery {
-    pub id: Id,
+    pub id: i64,
     pub event_id: String,
     pub event_type: String,
     /// `pending`, `delivered` or `failed`.

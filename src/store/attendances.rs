@@ -223,3 +223,31 @@ impl Store {
         Ok(done.rows_affected())
     }
 }
+
+impl Store {
+    /// Links a finished recording (path relative to the recordings dir).
+    pub async fn attach_recording(
+        &self,
+        protocol: &str,
+        relative_path: &str,
+        duration_ms: u64,
+        bytes: u64,
+        sha256: &str,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE attendances SET recording_path = $1, recording_duration_ms = $2, \
+             recording_bytes = $3, recording_sha256 = $4 WHERE protocol = $5",
+        )
+        .bind(relative_path)
+        .bind(i64::try_from(duration_ms).unwrap_or(i64::MAX))
+        .bind(i64::try_from(bytes).unwrap_or(i64::MAX))
+        .bind(sha256)
+        .bind(protocol)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+}

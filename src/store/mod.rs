@@ -8,23 +8,23 @@
 //! milliseconds, lists as JSON text, booleans read through [`row::flag`].
 
 mod acl;
-// mod agents;
+mod agents;
 mod attendances;
-// mod departments;
+mod departments;
 mod error;
 mod extensions;
-// mod holidays;
+mod holidays;
 mod idempotency;
-// mod outbound_routes;
+mod outbound_routes;
 mod page;
-// mod pbx;
-// mod periods;
+mod pbx;
+mod periods;
 mod protocols;
 mod row;
 mod settings;
 mod tokens;
-// mod trunks;
-// mod webhooks;
+mod trunks;
+mod webhooks;
 
 pub use attendances::{AttendanceFilter, NewAttendance};
 pub use error::StoreError;

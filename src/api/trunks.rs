@@ -1,0 +1,44 @@
+//! Trunks: secrets are write-only (`has_secret` says one is stored).
+
+use super::ApiError;
+use super::resource::Resource;
+use crate::app::App;
+use crate::domain::{Id, Scope, Trunk, TrunkInput};
+use crate::store::Page;
+
+pub struct Trunks;
+
+impl Resource for Trunks {
+    type Repr = Trunk;
+    type Input = TrunkInput;
+    type Created = Trunk;
+    const READ: Scope = Scope::ConfigRead;
+    const WRITE: Scope = Scope::ConfigWrite;
+
+    fn to_input(repr: &Trunk) -> TrunkInput {
+        repr.to_input()
+    }
+
+    async fn list(app: &App, after: Id, limit: usize) -> Result<Page<Trunk>, ApiError> {
+        Ok(app.store().list_trunks(after, limit).await?)
+    }
+
+    async fn get(app: &App, id: Id) -> Result<Trunk, ApiError> {
+        Ok(app.store().get_trunk(id).await?)
+    }
+
+    async fn create(app: &App, input: TrunkInput) -> Result<Trunk, ApiError> {
+        input.validate(false)?;
+        Ok(app.store().create_trunk(&input).await?)
+    }
+
+    async fn replace(app: &App, id: Id, input: TrunkInput) -> Result<Trunk, ApiError> {
+        let current = app.store().get_trunk(id).await?;
+        input.validate(current.has_secret)?;
+        Ok(app.store().replace_trunk(id, &input).await?)
+    }
+
+    async fn delete(app: &App, id: Id) -> Result<(), ApiError> {
+        Ok(app.store().delete_trunk(id).await?)
+    }
+}
