@@ -42,22 +42,19 @@ impl Store {
         after: Id,
         limit: usize,
     ) -> Result<Page<AclRule>, StoreError> {
-        let rows = sqlx::query(concat!(select!(), " WHERE id > $1 ORDER BY id LIMIT $2"))
-            .bind(after)
-            .bind(limit as i64 + 1)
-            .fetch_all(&self.pool)
-            .await?;
-        let items = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_rows(items, limit, |r| r.id.to_string()))
+        self.page_by_id(
+            concat!(select!(), " WHERE id > $1 ORDER BY id LIMIT $2"),
+            after,
+            limit,
+            from_row,
+            |r| r.id,
+        )
+        .await
     }
 
     pub async fn get_acl_rule(&self, id: Id) -> Result<AclRule, StoreError> {
-        let row = sqlx::query(concat!(select!(), " WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        from_row(&row)
+        self.one_by_id(concat!(select!(), " WHERE id = $1"), id, from_row)
+            .await
     }
 
     pub async fn create_acl_rule(&self, input: &AclRuleInput) -> Result<AclRule, StoreError> {

@@ -56,22 +56,19 @@ impl Store {
         after: Id,
         limit: usize,
     ) -> Result<Page<Department>, StoreError> {
-        let rows = sqlx::query(concat!(select!(), " WHERE id > $1 ORDER BY id LIMIT $2"))
-            .bind(after)
-            .bind(limit as i64 + 1)
-            .fetch_all(&self.pool)
-            .await?;
-        let items = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_rows(items, limit, |d| d.id.to_string()))
+        self.page_by_id(
+            concat!(select!(), " WHERE id > $1 ORDER BY id LIMIT $2"),
+            after,
+            limit,
+            from_row,
+            |d| d.id,
+        )
+        .await
     }
 
     pub async fn get_department(&self, id: Id) -> Result<Department, StoreError> {
-        let row = sqlx::query(concat!(select!(), " WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        from_row(&row)
+        self.one_by_id(concat!(select!(), " WHERE id = $1"), id, from_row)
+            .await
     }
 
     /// The rules that need other rows: references (422, every bad field at

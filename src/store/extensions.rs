@@ -38,25 +38,19 @@ impl Store {
         after: Id,
         limit: usize,
     ) -> Result<Page<Extension>, StoreError> {
-        let rows = sqlx::query(concat!(
-            select!(),
-            " WHERE e.id > $1 ORDER BY e.id LIMIT $2"
-        ))
-        .bind(after)
-        .bind(limit as i64 + 1)
-        .fetch_all(&self.pool)
-        .await?;
-        let items = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_rows(items, limit, |e| e.id.to_string()))
+        self.page_by_id(
+            concat!(select!(), " WHERE e.id > $1 ORDER BY e.id LIMIT $2"),
+            after,
+            limit,
+            from_row,
+            |e| e.id,
+        )
+        .await
     }
 
     pub async fn get_extension(&self, id: Id) -> Result<Extension, StoreError> {
-        let row = sqlx::query(concat!(select!(), " WHERE e.id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        from_row(&row)
+        self.one_by_id(concat!(select!(), " WHERE e.id = $1"), id, from_row)
+            .await
     }
 
     /// The extension registering as `number`, with its secret.

@@ -33,9 +33,11 @@ pub use page::Page;
 pub use tokens::{AuthenticatedToken, hash_token};
 
 use std::str::FromStr;
+
+use crate::domain;
 use std::time::Duration;
 
-use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use sqlx::any::{AnyPoolOptions, AnyRow, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
 /// Which database is behind the pool (a few statements differ).
@@ -133,4 +135,40 @@ async fn prepare_sqlite(url: &str) -> Result<(), StoreError> {
     let conn = options.connect().await?;
     sqlx::Connection::close(conn).await.ok();
     Ok(())
+}
+
+impl Store {
+    /// One page of an id-ordered resource: `sql` takes `$1` = the last id
+    /// of the previous page and `$2` = how many rows to fetch.
+    pub(crate) async fn page_by_id<T>(
+        &self,
+        sql: &'static str,
+        after: domain::Id,
+        limit: usize,
+        from_row: impl Fn(&AnyRow) -> Result<T, StoreError>,
+        id_of: impl Fn(&T) -> domain::Id,
+    ) -> Result<Page<T>, StoreError> {
+        let rows = sqlx::query(sql)
+            .bind(after)
+            .bind(limit as i64 + 1)
+            .fetch_all(&self.pool)
+            .await?;
+        let items = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
+        Ok(Page::from_rows(items, limit, |t| id_of(t).to_string()))
+    }
+
+    /// The row `sql` (taking `$1` = id) finds, or `NotFound`.
+    pub(crate) async fn one_by_id<T>(
+        &self,
+        sql: &'static str,
+        id: domain::Id,
+        from_row: impl Fn(&AnyRow) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let row = sqlx::query(sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        from_row(&row)
+    }
 }

@@ -26,22 +26,19 @@ fn from_row(row: &AnyRow) -> Result<Period, StoreError> {
 
 impl Store {
     pub async fn list_periods(&self, after: Id, limit: usize) -> Result<Page<Period>, StoreError> {
-        let rows = sqlx::query(concat!(select!(), " WHERE id > $1 ORDER BY id LIMIT $2"))
-            .bind(after)
-            .bind(limit as i64 + 1)
-            .fetch_all(&self.pool)
-            .await?;
-        let items = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_rows(items, limit, |p| p.id.to_string()))
+        self.page_by_id(
+            concat!(select!(), " WHERE id > $1 ORDER BY id LIMIT $2"),
+            after,
+            limit,
+            from_row,
+            |p| p.id,
+        )
+        .await
     }
 
     pub async fn get_period(&self, id: Id) -> Result<Period, StoreError> {
-        let row = sqlx::query(concat!(select!(), " WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        from_row(&row)
+        self.one_by_id(concat!(select!(), " WHERE id = $1"), id, from_row)
+            .await
     }
 
     pub async fn create_period(&self, input: &PeriodInput) -> Result<Period, StoreError> {

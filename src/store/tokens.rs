@@ -53,22 +53,19 @@ fn from_row(row: &AnyRow) -> Result<ApiToken, StoreError> {
 
 impl Store {
     pub async fn list_tokens(&self, after: Id, limit: usize) -> Result<Page<ApiToken>, StoreError> {
-        let rows = sqlx::query(concat!(select!(), " WHERE id > $1 ORDER BY id LIMIT $2"))
-            .bind(after)
-            .bind(limit as i64 + 1)
-            .fetch_all(&self.pool)
-            .await?;
-        let items = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_rows(items, limit, |t| t.id.to_string()))
+        self.page_by_id(
+            concat!(select!(), " WHERE id > $1 ORDER BY id LIMIT $2"),
+            after,
+            limit,
+            from_row,
+            |t| t.id,
+        )
+        .await
     }
 
     pub async fn get_token(&self, id: Id) -> Result<ApiToken, StoreError> {
-        let row = sqlx::query(concat!(select!(), " WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        from_row(&row)
+        self.one_by_id(concat!(select!(), " WHERE id = $1"), id, from_row)
+            .await
     }
 
     /// Creates a token with a fresh value; the value is returned once.

@@ -46,22 +46,19 @@ impl Store {
         after: Id,
         limit: usize,
     ) -> Result<Page<Webhook>, StoreError> {
-        let rows = sqlx::query(concat!(select!(), " WHERE id > $1 ORDER BY id LIMIT $2"))
-            .bind(after)
-            .bind(limit as i64 + 1)
-            .fetch_all(&self.pool)
-            .await?;
-        let items = rows.iter().map(from_row).collect::<Result<Vec<_>, _>>()?;
-        Ok(Page::from_rows(items, limit, |w| w.id.to_string()))
+        self.page_by_id(
+            concat!(select!(), " WHERE id > $1 ORDER BY id LIMIT $2"),
+            after,
+            limit,
+            from_row,
+            |w| w.id,
+        )
+        .await
     }
 
     pub async fn get_webhook(&self, id: Id) -> Result<Webhook, StoreError> {
-        let row = sqlx::query(concat!(select!(), " WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        from_row(&row)
+        self.one_by_id(concat!(select!(), " WHERE id = $1"), id, from_row)
+            .await
     }
 
     /// The secret that signs deliveries to webhook `id`.
