@@ -179,33 +179,18 @@ impl Store {
         input: &DepartmentInput,
     ) -> Result<Department, StoreError> {
         self.check_department_refs(None, input).await?;
-        let row = sqlx::query(
+        let insert = sqlx::query(
             "INSERT INTO departments (name, description, active, sort_order, pabx_code, \
              ring_strategy, ring_target, ring_count, agent_ring_timeout_s, ring_timeout_s, \
              overflow_department_id, close_on_hangup, record, period_id, after_hours, \
              auto_pause_after_missed, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, \
              $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17) RETURNING id",
-        )
-        .bind(&input.name)
-        .bind(&input.description)
-        .bind(input.active)
-        .bind(input.order)
-        .bind(input.pabx_code.map(i64::from))
-        .bind(enum_text(&input.ring_strategy))
-        .bind(enum_text(&input.ring_target))
-        .bind(input.ring_count.map(i64::from))
-        .bind(i64::from(input.agent_ring_timeout_s))
-        .bind(i64::from(input.ring_timeout_s))
-        .bind(input.overflow_department_id)
-        .bind(input.close_on_hangup)
-        .bind(input.record)
-        .bind(input.period_id)
-        .bind(input.after_hours.as_ref().map(to_json))
-        .bind(input.auto_pause_after_missed.map(i64::from))
-        .bind(now_ms())
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| StoreError::unique(e, || code_taken(input)))?;
+        );
+        let row = bind_input(insert, input)
+            .bind(now_ms())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|e| StoreError::unique(e, || code_taken(input)))?;
         self.get_department(row.try_get("id")?).await
     }
 
@@ -216,34 +201,19 @@ impl Store {
     ) -> Result<Department, StoreError> {
         self.get_department(id).await?;
         self.check_department_refs(Some(id), input).await?;
-        sqlx::query(
+        let update = sqlx::query(
             "UPDATE departments SET name = $1, description = $2, active = $3, sort_order = $4, \
              pabx_code = $5, ring_strategy = $6, ring_target = $7, ring_count = $8, \
              agent_ring_timeout_s = $9, ring_timeout_s = $10, overflow_department_id = $11, \
              close_on_hangup = $12, record = $13, period_id = $14, after_hours = $15, \
              auto_pause_after_missed = $16, updated_at = $17 WHERE id = $18",
-        )
-        .bind(&input.name)
-        .bind(&input.description)
-        .bind(input.active)
-        .bind(input.order)
-        .bind(input.pabx_code.map(i64::from))
-        .bind(enum_text(&input.ring_strategy))
-        .bind(enum_text(&input.ring_target))
-        .bind(input.ring_count.map(i64::from))
-        .bind(i64::from(input.agent_ring_timeout_s))
-        .bind(i64::from(input.ring_timeout_s))
-        .bind(input.overflow_department_id)
-        .bind(input.close_on_hangup)
-        .bind(input.record)
-        .bind(input.period_id)
-        .bind(input.after_hours.as_ref().map(to_json))
-        .bind(input.auto_pause_after_missed.map(i64::from))
-        .bind(now_ms())
-        .bind(id)
-        .execute(&self.pool)
-        .await
-        .map_err(|e| StoreError::unique(e, || code_taken(input)))?;
+        );
+        bind_input(update, input)
+            .bind(now_ms())
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| StoreError::unique(e, || code_taken(input)))?;
         self.get_department(id).await
     }
 
@@ -312,4 +282,28 @@ fn code_taken(input: &DepartmentInput) -> String {
         Some(code) => format!("PABX code {code} is already used by another department"),
         None => "the department conflicts with another".into(),
     }
+}
+
+type AnyQuery<'q> = sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>;
+
+/// Binds `$1`..`$16`: the input's columns, in the order both the INSERT
+/// and the UPDATE list them.
+fn bind_input<'q>(query: AnyQuery<'q>, input: &'q DepartmentInput) -> AnyQuery<'q> {
+    query
+        .bind(&input.name)
+        .bind(&input.description)
+        .bind(input.active)
+        .bind(input.order)
+        .bind(input.pabx_code.map(i64::from))
+        .bind(enum_text(&input.ring_strategy))
+        .bind(enum_text(&input.ring_target))
+        .bind(input.ring_count.map(i64::from))
+        .bind(i64::from(input.agent_ring_timeout_s))
+        .bind(i64::from(input.ring_timeout_s))
+        .bind(input.overflow_department_id)
+        .bind(input.close_on_hangup)
+        .bind(input.record)
+        .bind(input.period_id)
+        .bind(input.after_hours.as_ref().map(to_json))
+        .bind(input.auto_pause_after_missed.map(i64::from))
 }
