@@ -5,6 +5,7 @@
 pub mod ami;
 pub mod api;
 pub mod app;
+pub mod asterisk;
 pub mod config;
 pub mod domain;
 pub mod routing;

@@ -22,6 +22,11 @@ struct Cli {
 enum Command {
     /// Run the service (the default).
     Run,
+    /// Asterisk configuration: render it from the database, reload it.
+    Asterisk {
+        #[command(subcommand)]
+        command: pbx_bridge::asterisk::cli::AsteriskCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -46,6 +51,9 @@ fn main() -> ExitCode {
     };
     let result = match cli.command.unwrap_or(Command::Run) {
         Command::Run => runtime.block_on(pbx_bridge::service::run(settings)),
+        Command::Asterisk { command } => {
+            runtime.block_on(pbx_bridge::asterisk::cli::run(settings, command))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

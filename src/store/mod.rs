@@ -20,6 +20,7 @@ mod page;
 mod pbx;
 mod periods;
 mod protocols;
+mod provisioning;
 mod row;
 mod settings;
 mod tokens;
