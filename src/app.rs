@@ -1,14 +1,16 @@
 //! The running service's shared state: what the API, and later the SIP and
 //! AMI tasks, all need. Cheap to clone.
 
-use std::net::IpAddr;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 
-use tokio::sync::RwLock;
-
+use crate::ami::AmiHandle;
 use crate::config::Settings;
-use crate::domain::{AclAction, AclApplies, AclRule};
+use crate::domain::{AclAction, AclApplies, AclRule, Registrations};
+use crate::sip::auth::Algorithm;
+use crate::sip::registrar::Credential;
 use crate::store::{Store, StoreError};
 
 #[derive(Clone)]
@@ -22,7 +24,16 @@ struct Inner {
     acl: RwLock<Vec<AclRule>>,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     draining: AtomicBool,
-    sip_bound: AtomicBool,
+    /// Where SIP listens, once bound.
+    sip_addr: RwLock<Option<SocketAddr>>,
+    /// The registrar's bindings and lockouts, as the API shows them.
+    registrations: RwLock<Registrations>,
+    /// The extensions' SIP credentials, in memory so a REGISTER never waits
+    /// on the database; reloaded by every API change (before it answers)
+    /// and periodically (other nodes).
+    credentials: RwLock<HashMap<String, Credential>>,
+    /// The AMI client's status and action channel.
+    ami: AmiHandle,
 }
 
 impl App {
@@ -37,7 +48,10 @@ impl App {
             acl: RwLock::new(Vec::new()),
             metrics,
             draining: AtomicBool::new(false),
-            sip_bound: AtomicBool::new(false),
+            sip_addr: RwLock::new(None),
+            registrations: RwLock::new(Registrations::default()),
+            credentials: RwLock::new(HashMap::new()),
+            ami: AmiHandle::new(),
         }))
     }
 
@@ -56,13 +70,19 @@ impl App {
     /// Re-reads the ACL from the database.
     pub async fn reload_acl(&self) -> Result<(), StoreError> {
         let rules = self.0.store.all_acl_rules().await?;
-        *self.0.acl.write().await = rules;
+        if let Ok(mut acl) = self.0.acl.write() {
+            *acl = rules;
+        }
         Ok(())
     }
 
-    /// The ACL's decision for traffic of kind `what` from `addr`.
-    pub async fn acl_allows(&self, addr: IpAddr, what: AclApplies) -> bool {
-        AclRule::decide(self.0.acl.read().await.iter(), addr, what) == AclAction::Allow
+    /// The ACL's decision for traffic of kind `what` from `addr`. Cheap
+    /// enough for every SIP packet: a read lock and a short scan.
+    pub fn acl_allows(&self, addr: IpAddr, what: AclApplies) -> bool {
+        match self.0.acl.read() {
+            Ok(rules) => AclRule::decide(rules.iter(), addr, what) == AclAction::Allow,
+            Err(_) => false,
+        }
     }
 
     pub fn start_draining(&self) {
@@ -73,11 +93,68 @@ impl App {
         self.0.draining.load(Ordering::SeqCst)
     }
 
-    pub fn set_sip_bound(&self, bound: bool) {
-        self.0.sip_bound.store(bound, Ordering::SeqCst);
+    pub fn set_sip_addr(&self, addr: Option<SocketAddr>) {
+        if let Ok(mut a) = self.0.sip_addr.write() {
+            *a = addr;
+        }
+    }
+
+    pub fn sip_addr(&self) -> Option<SocketAddr> {
+        self.0.sip_addr.read().ok().and_then(|a| *a)
     }
 
     pub fn sip_bound(&self) -> bool {
-        self.0.sip_bound.load(Ordering::SeqCst)
+        self.sip_addr().is_some()
+    }
+
+    pub fn registrations(&self) -> Registrations {
+        self.0
+            .registrations
+            .read()
+            .map(|r| r.clone())
+            .unwrap_or_default()
+    }
+
+    /// Lets the SIP endpoint publish its view.
+    pub fn update_registrations(&self, f: impl FnOnce(&mut Registrations)) {
+        if let Ok(mut r) = self.0.registrations.write() {
+            f(&mut r);
+        }
+    }
+
+    /// Re-reads every extension's credentials from the database.
+    pub async fn reload_credentials(&self) -> Result<(), StoreError> {
+        let rows = self.0.store.extension_secrets().await?;
+        let map: HashMap<String, Credential> = rows
+            .into_iter()
+            .map(|(number, secret, algorithms, active)| {
+                let algorithms = algorithms
+                    .iter()
+                    .filter_map(|a| a.as_str().parse::<Algorithm>().ok())
+                    .collect();
+                (
+                    number,
+                    Credential {
+                        secret,
+                        algorithms,
+                        active,
+                    },
+                )
+            })
+            .collect();
+        if let Ok(mut c) = self.0.credentials.write() {
+            *c = map;
+        }
+        Ok(())
+    }
+
+    /// The credentials of extension `number`, if it exists.
+    pub fn credential(&self, number: &str) -> Option<Credential> {
+        self.0.credentials.read().ok()?.get(number).cloned()
+    }
+
+    /// The AMI client: its status and the actions it can send.
+    pub fn ami(&self) -> &AmiHandle {
+        &self.0.ami
     }
 }

@@ -12,12 +12,15 @@ use tokio::sync::watch;
 use crate::app::App;
 use crate::config::Settings;
 use crate::domain::{ApiTokenInput, Scope};
+use crate::sip::endpoint::{EndpointConfig, SipEndpoint};
+use crate::sip::transport::{Inbound, SipTransport};
 use crate::store::{Store, hash_token};
 
 /// A service that has bound its sockets and is ready to serve.
 pub struct Service {
     app: App,
     http: TcpListener,
+    sip: (SipTransport, tokio::sync::mpsc::Receiver<Inbound>),
     /// The admin token created at this start, if one was (first start).
     pub bootstrap_token: Option<String>,
 }
@@ -47,11 +50,22 @@ impl Service {
                     settings.http_listen
                 )
             })?;
+        let sip = SipTransport::bind(settings.sip_listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on PBX_BRIDGE_SIP_LISTEN {}",
+                    settings.sip_listen
+                )
+            })?;
         let app = App::new(store, settings, crate::telemetry::init_metrics());
         app.reload_acl().await?;
+        app.reload_credentials().await?;
+        app.set_sip_addr(Some(sip.0.local_addr()));
         Ok(Self {
             app,
             http,
+            sip,
             bootstrap_token,
         })
     }
@@ -60,6 +74,11 @@ impl Service {
         self.http
             .local_addr()
             .unwrap_or_else(|_| self.app.settings().http_listen)
+    }
+
+    /// Where SIP (UDP and TCP) listens.
+    pub fn sip_addr(&self) -> SocketAddr {
+        self.sip.0.local_addr()
     }
 
     pub fn app(&self) -> &App {
@@ -71,7 +90,13 @@ impl Service {
     pub async fn serve(self, shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
         let app = self.app.clone();
         let housekeeping = tokio::spawn(housekeeping(app.clone(), shutdown.clone()));
-        tracing::info!(http = %self.http_addr(), "admin API listening");
+        let http_addr = self.http_addr();
+        let (transport, inbound) = self.sip;
+        let endpoint = SipEndpoint::new(app.clone(), transport, endpoint_config(&app).await?);
+        let sip = tokio::spawn(endpoint.run(inbound, shutdown.clone()));
+        let ami = tokio::spawn(crate::ami::client::run(app.clone(), shutdown.clone()));
+        tracing::info!(sip = %app.sip_addr().map(|a| a.to_string()).unwrap_or_default(), "SIP listening (UDP and TCP)");
+        tracing::info!(http = %http_addr, "admin API listening");
         let router = crate::api::router(app.clone());
         let grace = app.settings().shutdown_grace;
         let drain_app = app.clone();
@@ -98,6 +123,15 @@ impl Service {
             },
         };
         housekeeping.abort();
+        // The AMI client logs off and writes its queued call decisions.
+        if tokio::time::timeout(Duration::from_secs(5), ami)
+            .await
+            .is_err()
+        {
+            tracing::warn!("AMI client did not stop in time");
+        }
+        sip.abort();
+        app.set_sip_addr(None);
         app.store().close().await;
         result
             .context("admin API task")?
@@ -105,6 +139,39 @@ impl Service {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// The registrar's settings, with the nonce key kept in the database so
+/// phones holding a nonce across a restart (or another node) are told
+/// `stale` instead of being refused.
+async fn endpoint_config(app: &App) -> anyhow::Result<EndpointConfig> {
+    use rand::RngCore;
+    let mut fresh = [0u8; 32];
+    rand::rng().fill_bytes(&mut fresh);
+    let stored = app
+        .store()
+        .setting_or_insert("sip_nonce_key", &hex::encode(fresh))
+        .await?;
+    let mut nonce_key = [0u8; 32];
+    hex::decode_to_slice(&stored, &mut nonce_key).context("stored sip_nonce_key is corrupt")?;
+    let s = app.settings();
+    Ok(EndpointConfig {
+        realm: s.sip_realm.clone(),
+        min_expires: s.register_min_expires_s,
+        max_expires: s.register_max_expires_s,
+        lockout: crate::sip::auth::LockoutConfig {
+            max_failures: s.auth_max_failures,
+            window: s.auth_failure_window,
+            lockout: s.auth_lockout,
+            ..Default::default()
+        },
+        default_algorithms: s
+            .default_digest_algorithms
+            .iter()
+            .filter_map(|a| a.as_str().parse().ok())
+            .collect(),
+        nonce_key,
+    })
 }
 
 /// Resolves once the shutdown watch turns true (or its sender is gone).

@@ -32,6 +32,7 @@ fn start(dir: &Path, extra_env: &[(&str, &str)]) -> Running {
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("PBX_BRIDGE_HTTP_LISTEN", format!("127.0.0.1:{port}"))
+        .env("PBX_BRIDGE_SIP_LISTEN", "127.0.0.1:0")
         .env("PBX_BRIDGE_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());

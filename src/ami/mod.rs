@@ -15,10 +15,14 @@
 //! - [`session`]: connection state machine (login, keep-alive, backoff).
 //! - [`tracker`]: follows Asterisk's own calls from events; emits decisions.
 //! - [`replay`]: helpers to feed transcripts (tests, benchmarks).
+//! - [`client`]: the tokio driver (TCP, timers, actions from the API).
+//! - [`follow`]: writes the tracker's decisions as attendances.
 
 pub mod action;
+pub mod client;
 pub mod codec;
 pub mod correlator;
+pub mod follow;
 pub mod framed;
 pub mod packet;
 pub mod replay;
@@ -29,6 +33,7 @@ pub mod tracker;
 mod tests;
 
 pub use action::{Action, ActionIds, EncodeError};
+pub use client::{AmiActionError, AmiHandle, AmiStatus, AmiTuning};
 pub use codec::{Banner, DecodeError, Decoder, DecoderLimits, Frame};
 pub use correlator::{
     ActionFailure, ActionOutcome, Completion, Correlated, Correlator, FailureReason,
@@ -38,4 +43,6 @@ pub use packet::{Header, Packet, PacketKind, ResponseStatus};
 pub use session::{
     Backoff, Output, Session, SessionConfig, SessionError, SessionState, SessionStatus,
 };
-pub use tracker::{CallDecision, Direction, HangupCause, Tracker, TrackerConfig};
+pub use tracker::{
+    CallChannels, CallDecision, Direction, HangupCause, Party, Tracker, TrackerConfig,
+};

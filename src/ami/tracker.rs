@@ -121,7 +121,30 @@ pub enum CallDecision {
         cause: Option<HangupCause>,
         ended_at: SystemTime,
         answered: bool,
+        /// Which side asked to hang up first (`HangupRequest`); `None`
+        /// when only the dialplan or a re-sync ended it.
+        hangup_by: Option<Party>,
     },
+}
+
+/// A side of a call: the root channel (who called) or any other leg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Party {
+    Caller,
+    Callee,
+}
+
+/// The channels of a live call, for actions on it (`Redirect`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallChannels {
+    /// The root channel (the one that called), when still alive.
+    pub root: Option<String>,
+    /// Every other live leg, sorted.
+    pub others: Vec<String>,
+    /// The channel of the customer: the root of a call from a trunk or an
+    /// inbound context, else the first other leg that is not a known
+    /// extension (the trunk leg of an outbound call), else the root.
+    pub customer: Option<String>,
 }
 
 impl CallDecision {
@@ -157,6 +180,7 @@ struct Call {
     recordings_reported: usize,
     root_cause: Option<HangupCause>,
     last_cause: Option<HangupCause>,
+    hangup_by: Option<Party>,
 }
 
 impl Call {
@@ -171,6 +195,7 @@ impl Call {
             recordings_reported: 0,
             root_cause: None,
             last_cause: None,
+            hangup_by: None,
         }
     }
 }
@@ -264,6 +289,48 @@ impl Tracker {
         v
     }
 
+    /// The live channels of the call `linkedid`, if it is followed.
+    pub fn channels(&self, linkedid: &str) -> Option<CallChannels> {
+        let call = self.calls.get(linkedid)?;
+        let root_leg = call.root.as_ref().and_then(|r| call.legs.get(r));
+        let mut others: Vec<&Leg> = call
+            .legs
+            .iter()
+            .filter(|(u, _)| Some(*u) != call.root.as_ref())
+            .map(|(_, l)| l)
+            .collect();
+        others.sort_by(|a, b| a.name.cmp(&b.name));
+        let cfg = &self.config;
+        let root_is_customer = root_leg.is_some_and(|r| {
+            cfg.inbound_contexts.contains(&r.context)
+                || endpoint_of(&r.name).is_some_and(|e| cfg.trunk_endpoints.contains(e))
+        });
+        let customer = if root_is_customer {
+            root_leg.map(|r| r.name.clone())
+        } else {
+            others
+                .iter()
+                .find(|l| !endpoint_of(&l.name).is_some_and(|e| cfg.known_extensions.contains(e)))
+                .map(|l| l.name.clone())
+                .or_else(|| root_leg.map(|r| r.name.clone()))
+        };
+        Some(CallChannels {
+            root: root_leg.map(|r| r.name.clone()),
+            others: others.iter().map(|l| l.name.clone()).collect(),
+            customer,
+        })
+    }
+
+    pub fn is_department_code(&self, exten: &str) -> bool {
+        self.config.department_codes.contains(exten)
+    }
+
+    /// Replaces the configuration (extensions, codes… changed in the
+    /// database); calls already followed keep what they were decided with.
+    pub fn set_config(&mut self, config: TrackerConfig) {
+        self.config = config;
+    }
+
     /// Feed one event; returns the decisions it caused.
     pub fn on_event(&mut self, ev: &Packet, at: SystemTime) -> Vec<CallDecision> {
         let mut out = Vec::new();
@@ -297,6 +364,7 @@ impl Tracker {
             }
             "DialEnd" => self.on_dial_end(ev, at, out),
             "Hangup" => self.on_hangup(ev, at, out),
+            "HangupRequest" => self.on_hangup_request(ev),
             "VarSet"
                 if ev
                     .get("Variable")
@@ -458,6 +526,22 @@ impl Tracker {
         }
     }
 
+    /// The first `HangupRequest` of a call says who hung up.
+    fn on_hangup_request(&mut self, ev: &Packet) {
+        let (Some(uniqueid), Some(linkedid)) = (ev.get("Uniqueid"), ev.get("Linkedid")) else {
+            return;
+        };
+        if let Some(call) = self.calls.get_mut(linkedid)
+            && call.hangup_by.is_none()
+        {
+            call.hangup_by = Some(if call.root.as_deref() == Some(uniqueid) {
+                Party::Caller
+            } else {
+                Party::Callee
+            });
+        }
+    }
+
     fn on_hangup(&mut self, ev: &Packet, at: SystemTime, out: &mut Vec<CallDecision>) {
         let (Some(uniqueid), Some(linkedid)) = (ev.get("Uniqueid"), ev.get("Linkedid")) else {
             return;
@@ -506,6 +590,7 @@ impl Tracker {
                 },
                 ended_at: at,
                 answered: call.answer.is_some(),
+                hangup_by: if with_cause { call.hangup_by } else { None },
             });
         }
         self.remember_ended(linkedid);

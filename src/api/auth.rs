@@ -91,7 +91,7 @@ pub async fn acl_guard(State(app): State<App>, req: Request, next: Next) -> Resp
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
     if let Some(ip) = ip
-        && !app.acl_allows(ip, AclApplies::Api).await
+        && !app.acl_allows(ip, AclApplies::Api)
     {
         tracing::info!(%ip, "API request refused by ACL");
         return ApiError::Forbidden(format!("{ip} is blocked by the ACL")).into_response();

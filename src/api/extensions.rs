@@ -28,15 +28,29 @@ impl Resource for Extensions {
     async fn create(app: &App, input: ExtensionInput) -> Result<Extension, ApiError> {
         input.validate(true)?;
         let defaults = &app.settings().default_digest_algorithms;
-        Ok(app.store().create_extension(&input, defaults).await?)
+        let created = app.store().create_extension(&input, defaults).await?;
+        refresh_credentials(app).await;
+        Ok(created)
     }
 
     async fn replace(app: &App, id: Id, input: ExtensionInput) -> Result<Extension, ApiError> {
         input.validate(false)?;
-        Ok(app.store().replace_extension(id, &input).await?)
+        let replaced = app.store().replace_extension(id, &input).await?;
+        refresh_credentials(app).await;
+        Ok(replaced)
     }
 
     async fn delete(app: &App, id: Id) -> Result<(), ApiError> {
-        Ok(app.store().delete_extension(id).await?)
+        app.store().delete_extension(id).await?;
+        refresh_credentials(app).await;
+        Ok(())
+    }
+}
+
+/// Makes the registrar see the change before the API answers, so a phone
+/// registering right after its extension is created is not refused.
+async fn refresh_credentials(app: &App) {
+    if let Err(e) = app.reload_credentials().await {
+        tracing::warn!(error = %e, "cannot reload SIP credentials after an extension change");
     }
 }

@@ -18,6 +18,8 @@ pub async fn readyz(State(app): State<App>) -> impl IntoResponse {
     let database = app.store().ping().await.is_ok();
     let sip = app.sip_bound();
     let draining = app.is_draining();
+    // AMI is reported, not required: SIP calls work without it.
+    let ami = app.ami().status();
     let ready = database && !draining;
     let status = if ready {
         StatusCode::OK
@@ -30,7 +32,8 @@ pub async fn readyz(State(app): State<App>) -> impl IntoResponse {
             "ready": ready,
             "database": if database { "ok" } else { "unreachable" },
             "sip": if sip { "bound" } else { "not_started" },
-            "ami": "disabled",
+            "ami": ami.summary(),
+            "ami_error": ami.last_error,
             "draining": draining,
         })),
     )

@@ -5,6 +5,7 @@ mod acl;
 mod agents;
 mod attendances;
 mod auth;
+mod calls;
 mod departments;
 mod extensions;
 mod health;
@@ -15,6 +16,7 @@ mod outbound_routes;
 mod pbx;
 mod periods;
 mod problem;
+mod registrations;
 mod resource;
 mod tokens;
 mod trunks;
@@ -50,6 +52,8 @@ pub fn router(app: App) -> Router {
         .merge(routes::<acl::Acl>("/acl"))
         .merge(webhooks::routes())
         .merge(attendances::routes())
+        .merge(calls::routes())
+        .route("/registrations", get(registrations::list))
         .route("/openapi.json", get(openapi::document));
     Router::new()
         .nest("/api/v1", v1)

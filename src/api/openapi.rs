@@ -184,6 +184,11 @@ fn other_paths(paths: &mut serde_json::Map<String, Value>) {
         json!({"get": {"tags": ["meta"], "security": [],
         "responses": {"200": {"description": "this document"}}}}),
     );
+    paths.insert(
+        "/registrations".into(),
+        json!({"get": {"tags": ["sip"], "summary": "Registered contacts and locked-out addresses",
+        "responses": errors(m(json!({"200": ok("bindings and lockouts", schema_ref("Registrations"))})))}}),
+    );
 }
 
 /// `POST` and `DELETE /agents/{id}/pause` (scope `calls`).
@@ -207,6 +212,51 @@ fn agent_pause_paths(paths: &mut serde_json::Map<String, Value>) {
 }
 
 /// The PBX singleton and the webhook delivery history.
+/// Asterisk calls through AMI: click-to-call, transfer, the client status.
+fn ami_paths(paths: &mut serde_json::Map<String, Value>) {
+    let m = |v: Value| v.as_object().cloned().unwrap_or_default();
+    let dial = json!({"type": "string", "pattern": "^[0-9+*#]{1,32}$"});
+    paths.insert(
+        "/calls".into(),
+        json!({"post": {"tags": ["calls"], "summary": "Click-to-call (scope calls): Originate on Asterisk rings PJSIP/<from_extension>, which then dials `to`",
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {
+            "type": "object", "additionalProperties": false, "required": ["from_extension", "to"],
+            "properties": {"from_extension": dial, "to": dial}}}}},
+        "responses": errors(m(json!({
+            "202": ok("queued on Asterisk", json!({"type": "object"})),
+            "503": problem("the PBX is disabled or AMI is not connected")})))}}),
+    );
+    paths.insert(
+        "/calls/{id}/transfer".into(),
+        json!({"post": {"tags": ["calls"], "summary": "Blind transfer (scope calls): for an Asterisk call, `id` is its attendance's protocol; Redirect of the customer's channel to the department code or extension `target`",
+        "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+        "requestBody": {"required": true, "content": {"application/json": {"schema": {
+            "type": "object", "additionalProperties": false, "required": ["target"],
+            "properties": {"target": dial}}}}},
+        "responses": errors(m(json!({
+            "200": ok("transferred; the attendance's transfer history", json!({"type": "object"})),
+            "404": problem("no such call"),
+            "409": problem("the call has ended, is not on Asterisk, or Asterisk refused"),
+            "503": problem("the PBX is disabled or AMI is not connected")})))}}),
+    );
+    paths.insert(
+        "/pbx/status".into(),
+        json!({"get": {"tags": ["pbx"], "summary": "AMI client state (scope config:read)",
+        "responses": errors(m(json!({"200": ok("state, last_error, since, retry_at", json!({"type": "object",
+            "required": ["enabled", "state", "connected", "since"],
+            "properties": {
+                "enabled": {"type": "boolean"},
+                "state": {"type": "string", "enum": ["disconnected", "connecting", "banner", "authenticating", "connected", "backoff", "auth_failed"]},
+                "connected": {"type": "boolean"},
+                "last_error": {"type": ["string", "null"]},
+                "since": {"type": "string", "format": "date-time"},
+                "retry_at": {"type": ["string", "null"], "format": "date-time"},
+                "host": {"type": ["string", "null"]},
+                "port": {"type": ["integer", "null"]},
+                "logins": {"type": "integer"}}}))})))}}),
+    );
+}
+
 fn singleton_paths(paths: &mut serde_json::Map<String, Value>) {
     let m = |v: Value| v.as_object().cloned().unwrap_or_default();
     paths.insert(
@@ -285,6 +335,9 @@ pub fn build() -> Value {
         .schema_from::<EventType>()
         .schema_from::<WebhookDelivery>()
         .schema_from::<FieldError>()
+        .schema_from::<Registrations>()
+        .schema_from::<Registration>()
+        .schema_from::<AuthLockout>()
         .build();
     let mut schemas = serde_json::to_value(&components)
         .ok()
@@ -307,6 +360,7 @@ pub fn build() -> Value {
     other_paths(&mut paths);
     singleton_paths(&mut paths);
     agent_pause_paths(&mut paths);
+    ami_paths(&mut paths);
     json!({
         "openapi": "3.1.0",
         "info": {"title": "pbx-bridge admin API", "version": env!("CARGO_PKG_VERSION")},

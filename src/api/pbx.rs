@@ -12,14 +12,24 @@ use super::ApiError;
 use super::auth::Caller;
 use super::json::StrictJson;
 use super::resource::merged;
+use crate::ami::AmiStatus;
 use crate::app::App;
 use crate::domain::{Pbx, PbxInput, Scope};
 
 pub fn routes() -> Router<App> {
-    Router::new().route(
-        "/pbx",
-        get(read).put(replace).patch(patch).fallback(not_allowed),
-    )
+    Router::new()
+        .route(
+            "/pbx",
+            get(read).put(replace).patch(patch).fallback(not_allowed),
+        )
+        .route("/pbx/status", get(status))
+}
+
+/// The AMI client's state: connected / authenticating / backoff…, the last
+/// error, since when, and the next retry.
+async fn status(State(app): State<App>, caller: Caller) -> Result<Json<AmiStatus>, ApiError> {
+    caller.require(Scope::ConfigRead)?;
+    Ok(Json(app.ami().status()))
 }
 
 async fn read(State(app): State<App>, caller: Caller) -> Result<Json<Pbx>, ApiError> {
@@ -30,7 +40,9 @@ async fn read(State(app): State<App>, caller: Caller) -> Result<Json<Pbx>, ApiEr
 async fn write(app: &App, input: PbxInput) -> Result<Json<Pbx>, ApiError> {
     let current = app.store().get_pbx().await?;
     input.validate(current.has_ami_secret)?;
-    Ok(Json(app.store().put_pbx(&input).await?))
+    let stored = app.store().put_pbx(&input).await?;
+    app.ami().config_changed();
+    Ok(Json(stored))
 }
 
 async fn replace(

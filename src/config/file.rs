@@ -25,6 +25,12 @@ pub struct FileSettings {
     pub inactivity_close_h: Option<u64>,
     pub default_digest_algorithms: Option<Vec<String>>,
     pub shutdown_grace_s: Option<u64>,
+    pub sip_realm: Option<String>,
+    pub register_min_expires_s: Option<u64>,
+    pub register_max_expires_s: Option<u64>,
+    pub auth_max_failures: Option<u64>,
+    pub auth_failure_window_s: Option<u64>,
+    pub auth_lockout_s: Option<u64>,
 }
 
 impl FileSettings {

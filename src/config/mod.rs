@@ -44,6 +44,16 @@ pub struct Settings {
     pub default_digest_algorithms: Vec<DigestAlgorithm>,
     /// How long SIGTERM waits for live calls and requests before exiting.
     pub shutdown_grace: Duration,
+    /// The digest realm the registrar challenges with.
+    pub sip_realm: String,
+    /// Bounds on the registration interval a phone may ask for.
+    pub register_min_expires_s: u32,
+    pub register_max_expires_s: u32,
+    /// An address failing authentication this often within the window is
+    /// locked out for `auth_lockout`.
+    pub auth_max_failures: u32,
+    pub auth_failure_window: Duration,
+    pub auth_lockout: Duration,
 }
 
 /// A setting that could not be used; the message names it.

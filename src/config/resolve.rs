@@ -59,6 +59,24 @@ pub struct RawSettings {
     /// Seconds SIGTERM waits for live work before exiting. Default 30.
     #[arg(long, env = "PBX_BRIDGE_SHUTDOWN_GRACE_S")]
     pub shutdown_grace_s: Option<String>,
+    /// Digest realm of the registrar. Default pbx-bridge.
+    #[arg(long, env = "PBX_BRIDGE_SIP_REALM")]
+    pub sip_realm: Option<String>,
+    /// Shortest registration a phone may ask for, seconds. Default 60.
+    #[arg(long, env = "PBX_BRIDGE_REGISTER_MIN_EXPIRES_S")]
+    pub register_min_expires_s: Option<String>,
+    /// Longest registration granted, seconds. Default 3600.
+    #[arg(long, env = "PBX_BRIDGE_REGISTER_MAX_EXPIRES_S")]
+    pub register_max_expires_s: Option<String>,
+    /// Failed authentications from one address before it is locked out. Default 5.
+    #[arg(long, env = "PBX_BRIDGE_AUTH_MAX_FAILURES")]
+    pub auth_max_failures: Option<String>,
+    /// Window in which failures are counted, seconds. Default 300.
+    #[arg(long, env = "PBX_BRIDGE_AUTH_FAILURE_WINDOW_S")]
+    pub auth_failure_window_s: Option<String>,
+    /// How long a locked-out address is refused, seconds. Default 900.
+    #[arg(long, env = "PBX_BRIDGE_AUTH_LOCKOUT_S")]
+    pub auth_lockout_s: Option<String>,
 }
 
 /// Merges the layers and validates every value.
@@ -137,6 +155,57 @@ pub fn resolve(raw: &RawSettings) -> Result<Settings, SettingError> {
         30,
     )?;
 
+    let min_expires = number(
+        "PBX_BRIDGE_REGISTER_MIN_EXPIRES_S",
+        raw.register_min_expires_s.as_deref(),
+        file.register_min_expires_s,
+        60,
+    )?;
+    let max_expires = number(
+        "PBX_BRIDGE_REGISTER_MAX_EXPIRES_S",
+        raw.register_max_expires_s.as_deref(),
+        file.register_max_expires_s,
+        3600,
+    )?;
+    if min_expires == 0 || min_expires > max_expires || max_expires > 86_400 {
+        return Err(SettingError::new(
+            "PBX_BRIDGE_REGISTER_MIN_EXPIRES_S",
+            format!("{min_expires}..{max_expires} must satisfy 1 <= min <= max <= 86400"),
+        ));
+    }
+    let auth_max_failures = number(
+        "PBX_BRIDGE_AUTH_MAX_FAILURES",
+        raw.auth_max_failures.as_deref(),
+        file.auth_max_failures,
+        5,
+    )?;
+    if auth_max_failures == 0 {
+        return Err(SettingError::new(
+            "PBX_BRIDGE_AUTH_MAX_FAILURES",
+            "must be at least 1",
+        ));
+    }
+    let auth_window = number(
+        "PBX_BRIDGE_AUTH_FAILURE_WINDOW_S",
+        raw.auth_failure_window_s.as_deref(),
+        file.auth_failure_window_s,
+        300,
+    )?;
+    let auth_lockout = number(
+        "PBX_BRIDGE_AUTH_LOCKOUT_S",
+        raw.auth_lockout_s.as_deref(),
+        file.auth_lockout_s,
+        900,
+    )?;
+    let sip_realm =
+        pick(&raw.sip_realm, &file.sip_realm).unwrap_or_else(|| "pbx-bridge".to_owned());
+    if sip_realm.is_empty() || sip_realm.chars().any(|c| c.is_control() || c == '"') {
+        return Err(SettingError::new(
+            "PBX_BRIDGE_SIP_REALM",
+            "must be non-empty, without quotes or control characters",
+        ));
+    }
+
     Ok(Settings {
         sip_listen: parse_setting(
             "PBX_BRIDGE_SIP_LISTEN",
@@ -172,6 +241,12 @@ pub fn resolve(raw: &RawSettings) -> Result<Settings, SettingError> {
         inactivity_close: Duration::from_secs(inactivity_h.saturating_mul(3600)),
         default_digest_algorithms,
         shutdown_grace: Duration::from_secs(grace_s),
+        sip_realm,
+        register_min_expires_s: min_expires as u32,
+        register_max_expires_s: max_expires as u32,
+        auth_max_failures: u32::try_from(auth_max_failures).unwrap_or(u32::MAX),
+        auth_failure_window: Duration::from_secs(auth_window),
+        auth_lockout: Duration::from_secs(auth_lockout),
     })
 }
 

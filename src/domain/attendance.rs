@@ -77,6 +77,9 @@ pub struct Attendance {
     pub source: CallSource,
     pub transfers: Vec<Transfer>,
     pub recording: Option<RecordingInfo>,
+    /// Where Asterisk stored its own recording of the call (MixMonitor), as
+    /// Asterisk announced it: a path on the PBX, not downloadable here.
+    pub recording_remote_path: Option<String>,
 }
 
 macro_rules! text_enum {

@@ -4,18 +4,19 @@
 use futures_util::{Stream, StreamExt};
 use sqlx::any::AnyRow;
 
-use super::row::{get_ts, int, json, ms, now_ms, opt_int, opt_text, opt_ts, parsed, text};
+use super::row::{get_ts, int, json, ms, now_ms, opt_int, opt_text, opt_ts, parsed, text, to_json};
 use super::{Page, Store, StoreError};
 use crate::domain::{
     Attendance, AttendanceStatus, CallSource, CloseReason, Direction, Id, Protocol, RecordingInfo,
-    Timestamp,
+    Timestamp, Transfer,
 };
 
 macro_rules! select {
     () => {
         "SELECT protocol, direction, status, department_id, agent_id, caller, callee, \
          opened_at, answered_at, ended_at, closed_at, close_reason, source, transfers, \
-         recording_duration_ms, recording_bytes, recording_sha256 FROM attendances"
+         recording_duration_ms, recording_bytes, recording_sha256, recording_remote_path \
+         FROM attendances"
     };
 }
 
@@ -70,6 +71,7 @@ fn from_row(row: &AnyRow) -> Result<Attendance, StoreError> {
         source: parsed(row, "source")?,
         transfers: json(row, "transfers")?,
         recording,
+        recording_remote_path: opt_text(row, "recording_remote_path")?,
     })
 }
 
@@ -249,5 +251,193 @@ impl Store {
             return Err(StoreError::NotFound);
         }
         Ok(())
+    }
+}
+
+/// What happened to a call, in domain terms, for the call engines (SIP and
+/// AMI) to record on its attendance. Every method is idempotent: applying
+/// the same fact twice (a re-sync, a retransmission) changes nothing.
+impl Store {
+    /// The attendance of the call `call_ref` seen by `source`, if any
+    /// (newest first if a SIP reference was ever reused).
+    pub async fn find_attendance_by_call_ref(
+        &self,
+        source: CallSource,
+        call_ref: &str,
+    ) -> Result<Option<Attendance>, StoreError> {
+        let row = sqlx::query(concat!(
+            select!(),
+            " WHERE source = $1 AND call_ref = $2 ORDER BY opened_at DESC, protocol DESC LIMIT 1"
+        ))
+        .bind(source.as_str())
+        .bind(call_ref)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    /// The call reference and source of an attendance (to act on its call).
+    pub async fn attendance_call_ref(
+        &self,
+        protocol: &str,
+    ) -> Result<(CallSource, Option<String>), StoreError> {
+        let row = sqlx::query("SELECT source, call_ref FROM attendances WHERE protocol = $1")
+            .bind(protocol)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        Ok((parsed(&row, "source")?, opt_text(&row, "call_ref")?))
+    }
+
+    /// Opens the attendance of a call unless one with the same
+    /// `(source, call_ref)` exists; returns it and whether it is new. For
+    /// AMI a unique index makes this hold across nodes too (the loser of a
+    /// race gets the winner's row; its allocated protocol is skipped).
+    pub async fn open_attendance_once(
+        &self,
+        new: &NewAttendance,
+        tz: chrono_tz::Tz,
+    ) -> Result<(Attendance, bool), StoreError> {
+        let Some(call_ref) = new.call_ref.as_deref() else {
+            return Ok((self.open_attendance(new, tz).await?, true));
+        };
+        if let Some(found) = self
+            .find_attendance_by_call_ref(new.source, call_ref)
+            .await?
+        {
+            return Ok((found, false));
+        }
+        let protocol = self.next_protocol(Protocol::day(new.opened_at, tz)).await?;
+        let at = ms(new.opened_at);
+        let done = sqlx::query(
+            "INSERT INTO attendances (protocol, direction, status, department_id, agent_id, \
+             caller, callee, opened_at, source, transfers, last_activity_at, call_ref) \
+             VALUES ($1, $2, 'ringing', $3, $4, $5, $6, $7, $8, '[]', $7, $9) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(protocol.as_str())
+        .bind(new.direction.as_str())
+        .bind(new.department_id)
+        .bind(new.agent_id)
+        .bind(&new.caller)
+        .bind(&new.callee)
+        .bind(at)
+        .bind(new.source.as_str())
+        .bind(call_ref)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 1 {
+            return Ok((self.get_attendance(protocol.as_str()).await?, true));
+        }
+        let found = self
+            .find_attendance_by_call_ref(new.source, call_ref)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        Ok((found, false))
+    }
+
+    /// Someone answered: `in_progress`, `answered_at`, and the agent when
+    /// known. Only the first answer counts; a closed attendance is kept.
+    pub async fn mark_attendance_answered(
+        &self,
+        protocol: &str,
+        agent_id: Option<Id>,
+        at: Timestamp,
+    ) -> Result<Attendance, StoreError> {
+        sqlx::query(
+            "UPDATE attendances SET status = 'in_progress', answered_at = $1, \
+             agent_id = COALESCE($2, agent_id), last_activity_at = $1 \
+             WHERE protocol = $3 AND status = 'ringing'",
+        )
+        .bind(ms(at))
+        .bind(agent_id)
+        .bind(protocol)
+        .execute(&self.pool)
+        .await?;
+        self.get_attendance(protocol).await
+    }
+
+    /// The call ended (every leg hung up). Returns the attendance and
+    /// whether this was news (`false` when it had already ended).
+    pub async fn mark_attendance_ended(
+        &self,
+        protocol: &str,
+        at: Timestamp,
+    ) -> Result<(Attendance, bool), StoreError> {
+        let done = sqlx::query(
+            "UPDATE attendances SET ended_at = $1, last_activity_at = $1 \
+             WHERE protocol = $2 AND ended_at IS NULL",
+        )
+        .bind(ms(at))
+        .bind(protocol)
+        .execute(&self.pool)
+        .await?;
+        Ok((
+            self.get_attendance(protocol).await?,
+            done.rows_affected() == 1,
+        ))
+    }
+
+    /// Closes the attendance with `reason` unless it is closed already;
+    /// returns whether this call closed it.
+    pub async fn close_attendance_if_open(
+        &self,
+        protocol: &str,
+        reason: CloseReason,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE attendances SET status = 'closed', close_reason = $1, closed_at = $2, \
+             ended_at = COALESCE(ended_at, $2), last_activity_at = $2 \
+             WHERE protocol = $3 AND status <> 'closed'",
+        )
+        .bind(reason.as_str())
+        .bind(ms(at))
+        .bind(protocol)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Links a recording the PBX made on its own disk (a path we cannot
+    /// serve); the first one announced is kept.
+    pub async fn link_remote_recording(
+        &self,
+        protocol: &str,
+        path: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE attendances SET recording_remote_path = $1 \
+             WHERE protocol = $2 AND recording_remote_path IS NULL",
+        )
+        .bind(path)
+        .bind(protocol)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Appends a transfer to the history; when it moved the call to a
+    /// department, that department now owns the attendance.
+    pub async fn record_transfer(
+        &self,
+        protocol: &str,
+        transfer: &Transfer,
+    ) -> Result<Attendance, StoreError> {
+        let current = self.get_attendance(protocol).await?;
+        let mut transfers = current.transfers;
+        transfers.push(transfer.clone());
+        sqlx::query(
+            "UPDATE attendances SET transfers = $1, \
+             department_id = COALESCE($2, department_id), last_activity_at = $3 \
+             WHERE protocol = $4",
+        )
+        .bind(to_json(&transfers))
+        .bind(transfer.department_id)
+        .bind(ms(transfer.at))
+        .bind(protocol)
+        .execute(&self.pool)
+        .await?;
+        self.get_attendance(protocol).await
     }
 }

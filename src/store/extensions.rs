@@ -53,6 +53,29 @@ impl Store {
             .await
     }
 
+    /// Every extension's number, secret, algorithms and whether it is
+    /// active: what the registrar keeps in memory to answer REGISTERs
+    /// without a database round trip.
+    pub async fn extension_secrets(
+        &self,
+    ) -> Result<Vec<(String, String, Vec<DigestAlgorithm>, bool)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT number, secret, digest_algorithms, active FROM extensions ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    text(r, "number")?,
+                    text(r, "secret")?,
+                    json(r, "digest_algorithms")?,
+                    flag(r, "active")?,
+                ))
+            })
+            .collect()
+    }
+
     /// The extension registering as `number`, with its secret.
     pub async fn extension_credentials(
         &self,

@@ -11,6 +11,7 @@ mod acl;
 mod agents;
 mod attendances;
 mod departments;
+mod directory;
 mod error;
 mod extensions;
 mod holidays;
@@ -28,6 +29,7 @@ mod trunks;
 mod webhooks;
 
 pub use attendances::{AttendanceFilter, NewAttendance};
+pub use directory::{CallDirectory, DepartmentRef};
 pub use error::StoreError;
 pub use idempotency::StoredResponse;
 pub use page::Page;

@@ -93,6 +93,8 @@ pub fn settings_for(db: &TestDb) -> Settings {
 /// A running service and a client for it.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// SIP (UDP and TCP).
+    pub sip: SocketAddr,
     pub db: TestDb,
     pub client: reqwest::Client,
     pub token: String,
@@ -116,10 +118,12 @@ impl TestServer {
             .await
             .expect("service starts");
         let addr = service.http_addr();
+        let sip = service.sip_addr();
         let (stop, rx) = watch::channel(false);
         let task = tokio::spawn(service.serve(rx));
         Self {
             addr,
+            sip,
             db,
             client: reqwest::Client::new(),
             token: ADMIN_TOKEN.into(),

@@ -3,7 +3,7 @@
 use std::time::{Duration, SystemTime};
 
 use super::super::packet::Packet;
-use super::super::tracker::{CallDecision, Direction, HangupCause, Tracker};
+use super::super::tracker::{CallDecision, Direction, HangupCause, Party, Tracker};
 use super::support::*;
 
 /// Packet index as seconds after the epoch: deterministic times.
@@ -116,6 +116,7 @@ fn scenario_b_ring_all_is_one_call_answered_by_1002() {
                     cause: cause(16, "Normal Clearing"),
                     ended_at: at(last),
                     answered: true,
+                    hangup_by: Some(Party::Caller),
                 }
             ),
         ]
@@ -164,6 +165,7 @@ fn scenario_d_originate_is_an_internal_call_1001_to_1002() {
                     cause: cause(16, "Normal Clearing"),
                     ended_at: at(last),
                     answered: true,
+                    hangup_by: Some(Party::Caller),
                 }
             ),
         ]
@@ -172,9 +174,23 @@ fn scenario_d_originate_is_an_internal_call_1001_to_1002() {
 
 #[test]
 fn scenarios_g_and_g2_are_unanswered_calls_with_their_causes() {
-    for (prefix, l, callee, code, text) in [
-        ("g-", "1795295286.18", "1002", 3, "No route to destination"),
-        ("g2-", "1795295280.16", "1001", 17, "User busy"),
+    for (prefix, l, callee, code, text, by) in [
+        (
+            "g-",
+            "1795295286.18",
+            "1002",
+            3,
+            "No route to destination",
+            None,
+        ),
+        (
+            "g2-",
+            "1795295280.16",
+            "1001",
+            17,
+            "User busy",
+            Some(Party::Callee),
+        ),
     ] {
         let evs = events(prefix);
         let mut t = Tracker::new(fixture_tracker_config());
@@ -202,6 +218,7 @@ fn scenarios_g_and_g2_are_unanswered_calls_with_their_causes() {
                         cause: cause(code, text),
                         ended_at: at(last),
                         answered: false,
+                        hangup_by: by,
                     }
                 ),
             ],
@@ -303,6 +320,7 @@ fn cut_mid_call_then_resync_without_the_call_ends_it_exactly_once() {
             cause: None,
             ended_at: at(1000),
             answered: true,
+            hangup_by: None,
         }]
     );
     assert!(t.resync(&[], at(1001)).is_empty(), "not twice");

@@ -1,0 +1,811 @@
+//! The tokio driver of the AMI [`Session`]: it owns the TCP connection,
+//! feeds the session bytes and ticks, writes what it says, sleeps until
+//! [`Session::poll_timeout`], and follows its `Connect { after }`. Events go
+//! to the [`Tracker`]; its decisions go, in order, to a [`Follower`] task
+//! that writes the attendances.
+//!
+//! The PBX connection is read from the store at start and whenever
+//! [`AmiHandle::config_changed`] is poked (`PUT`/`PATCH /pbx`); with
+//! `pbx.enabled = false` the client logs off and stays idle. The numbering
+//! plan ([`CallDirectory`]) is re-read periodically.
+//!
+//! The API reaches the running client through the [`AmiHandle`] kept in
+//! [`App`]: its status (for `/readyz`, `/api/v1/pbx/status`, metrics) and
+//! the actions it may send (`Originate`, `Redirect`).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
+
+use super::action::Action;
+use super::correlator::ActionOutcome;
+use super::follow::Follower;
+use super::session::{Backoff, Output, Session, SessionConfig, SessionState};
+use super::tracker::{CallDecision, Tracker, TrackerConfig};
+use crate::app::App;
+use crate::store::CallDirectory;
+
+/// Timings and dialplan names of the client. The defaults suit production;
+/// tests shorten the timings with [`AmiHandle::set_tuning`] before start.
+#[derive(Debug, Clone)]
+pub struct AmiTuning {
+    pub backoff: Backoff,
+    pub ping_interval: Duration,
+    pub ping_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub login_timeout: Duration,
+    pub action_timeout: Duration,
+    pub resync_timeout: Duration,
+    pub stable_after: Duration,
+    /// How often the numbering plan is re-read.
+    pub directory_refresh: Duration,
+    /// Context where click-to-call's second leg is dialled; `{ext}` is
+    /// replaced by the calling extension (what it may dial).
+    pub originate_context: String,
+    /// Context where a redirected channel enters a department code.
+    pub transfer_context: String,
+    /// Context where a redirected channel reaches an extension.
+    pub transfer_extension_context: String,
+    /// Contexts where calls from outside arrive.
+    pub inbound_contexts: Vec<String>,
+    /// PJSIP endpoints that are trunks besides the configured trunks (the
+    /// bridge itself).
+    pub bridge_endpoints: Vec<String>,
+    /// Keep every bytes-received → attendance-updated latency (benchmark).
+    pub record_latencies: bool,
+}
+
+impl Default for AmiTuning {
+    fn default() -> Self {
+        AmiTuning {
+            backoff: Backoff::default(),
+            ping_interval: Duration::from_secs(20),
+            ping_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(10),
+            login_timeout: Duration::from_secs(10),
+            action_timeout: Duration::from_secs(15),
+            resync_timeout: Duration::from_secs(30),
+            stable_after: Duration::from_secs(60),
+            directory_refresh: Duration::from_secs(30),
+            // The contexts `pbx-bridge asterisk render` writes.
+            originate_context: "pbx-bridge-ext-{ext}".into(),
+            transfer_context: "pbx-bridge-departments".into(),
+            transfer_extension_context: "pbx-bridge-extensions".into(),
+            // Plus `pbx-bridge-from-<trunk>` for every configured trunk.
+            inbound_contexts: vec![
+                "pbx-bridge-from-bridge".into(),
+                "from-bridge".into(),
+                "from-trunk".into(),
+            ],
+            bridge_endpoints: vec!["bridge".into()],
+            record_latencies: false,
+        }
+    }
+}
+
+/// What `/api/v1/pbx/status` shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AmiStatus {
+    /// `pbx.enabled` as last read.
+    pub enabled: bool,
+    /// `disconnected | connecting | banner | authenticating | connected |
+    /// backoff | auth_failed`.
+    pub state: String,
+    pub connected: bool,
+    pub last_error: Option<String>,
+    /// When the state last changed.
+    pub since: DateTime<Utc>,
+    /// Next connection attempt (in backoff or after a refused login).
+    pub retry_at: Option<DateTime<Utc>>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    /// Successful logins since start.
+    pub logins: u64,
+}
+
+impl AmiStatus {
+    fn idle(enabled: bool, last_error: Option<String>) -> Self {
+        AmiStatus {
+            enabled,
+            state: SessionState::Disconnected.as_str().into(),
+            connected: false,
+            last_error,
+            since: Utc::now(),
+            retry_at: None,
+            host: None,
+            port: None,
+            logins: 0,
+        }
+    }
+
+    /// `/readyz`'s short word: `disabled` or the state.
+    pub fn summary(&self) -> &str {
+        if self.enabled {
+            &self.state
+        } else {
+            "disabled"
+        }
+    }
+}
+
+/// Why an action from the API did not happen.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AmiActionError {
+    #[error("the PBX is not enabled")]
+    Disabled,
+    #[error("AMI is not connected ({0})")]
+    NotConnected(String),
+    #[error("no live Asterisk call {0}")]
+    NoSuchCall(String),
+    #[error("Asterisk refused {action}: {message}")]
+    Refused { action: String, message: String },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{action} failed: {reason}")]
+    Failed { action: String, reason: String },
+}
+
+enum Command {
+    Originate {
+        from_extension: String,
+        to: String,
+        reply: oneshot::Sender<Result<(), AmiActionError>>,
+    },
+    Redirect {
+        linkedid: String,
+        target: String,
+        reply: oneshot::Sender<Result<(), AmiActionError>>,
+    },
+}
+
+struct Shared {
+    status: RwLock<AmiStatus>,
+    changed: Notify,
+    tuning: Mutex<AmiTuning>,
+    commands: mpsc::Sender<Command>,
+    receiver: Mutex<Option<mpsc::Receiver<Command>>>,
+    running: AtomicBool,
+    events: AtomicU64,
+    applied: AtomicU64,
+    latencies: Mutex<Vec<Duration>>,
+}
+
+/// The API's side of the client. Cheap to clone.
+#[derive(Clone)]
+pub struct AmiHandle(Arc<Shared>);
+
+impl Default for AmiHandle {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl AmiHandle {
+    pub fn new() -> Self {
+        let (tx, rx) = mpsc::channel(64);
+        AmiHandle(Arc::new(Shared {
+            status: RwLock::new(AmiStatus::idle(false, None)),
+            changed: Notify::new(),
+            tuning: Mutex::new(AmiTuning::default()),
+            commands: tx,
+            receiver: Mutex::new(Some(rx)),
+            running: AtomicBool::new(false),
+            events: AtomicU64::new(0),
+            applied: AtomicU64::new(0),
+            latencies: Mutex::new(Vec::new()),
+        }))
+    }
+
+    pub fn status(&self) -> AmiStatus {
+        self.0
+            .status
+            .read()
+            .map(|s| s.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
+    }
+
+    /// The PBX configuration changed: re-read it (reconnect or go idle).
+    pub fn config_changed(&self) {
+        self.0.changed.notify_one();
+    }
+
+    /// Replaces the timings; takes effect at the next (re)configuration.
+    pub fn set_tuning(&self, tuning: AmiTuning) {
+        *lock(&self.0.tuning) = tuning;
+    }
+
+    pub fn tuning(&self) -> AmiTuning {
+        lock(&self.0.tuning).clone()
+    }
+
+    /// AMI events received so far.
+    pub fn events_received(&self) -> u64 {
+        self.0.events.load(Ordering::Relaxed)
+    }
+
+    /// Call decisions written to the store so far.
+    pub fn decisions_applied(&self) -> u64 {
+        self.0.applied.load(Ordering::Relaxed)
+    }
+
+    /// Latencies kept since the last call (with `record_latencies`).
+    pub fn take_latencies(&self) -> Vec<Duration> {
+        std::mem::take(&mut *lock(&self.0.latencies))
+    }
+
+    /// Click-to-call: ring `PJSIP/<from_extension>`; when it answers, it
+    /// dials `to` in the originate context.
+    pub async fn originate(&self, from_extension: &str, to: &str) -> Result<(), AmiActionError> {
+        let (reply, rx) = oneshot::channel();
+        self.command(Command::Originate {
+            from_extension: from_extension.into(),
+            to: to.into(),
+            reply,
+        })
+        .await?;
+        rx.await.unwrap_or_else(|_| Err(stopped()))
+    }
+
+    /// Blind transfer: `Redirect` the customer's channel of the call
+    /// `linkedid` to `target` in the transfer context.
+    pub async fn redirect(&self, linkedid: &str, target: &str) -> Result<(), AmiActionError> {
+        let (reply, rx) = oneshot::channel();
+        self.command(Command::Redirect {
+            linkedid: linkedid.into(),
+            target: target.into(),
+            reply,
+        })
+        .await?;
+        rx.await.unwrap_or_else(|_| Err(stopped()))
+    }
+
+    async fn command(&self, cmd: Command) -> Result<(), AmiActionError> {
+        let status = self.status();
+        if !status.enabled {
+            return Err(AmiActionError::Disabled);
+        }
+        if !status.connected || !self.0.running.load(Ordering::SeqCst) {
+            return Err(AmiActionError::NotConnected(status.state));
+        }
+        self.0.commands.send(cmd).await.map_err(|_| stopped())
+    }
+
+    fn set_status(&self, f: impl FnOnce(&mut AmiStatus)) {
+        let mut s = self.0.status.write().unwrap_or_else(|e| e.into_inner());
+        f(&mut s);
+        metrics::gauge!("pbx_ami_connected").set(if s.connected { 1.0 } else { 0.0 });
+    }
+}
+
+fn stopped() -> AmiActionError {
+    AmiActionError::NotConnected("stopped".into())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Decisions caused by bytes read at `received`.
+struct Batch {
+    received: Instant,
+    decisions: Vec<CallDecision>,
+}
+
+enum ToFollower {
+    Batch(Batch),
+    Directory(CallDirectory),
+}
+
+/// Runs the client until `shutdown` turns true; logs off on the way out.
+pub async fn run(app: App, mut shutdown: watch::Receiver<bool>) {
+    let handle = app.ami().clone();
+    let Some(mut commands) = lock(&handle.0.receiver).take() else {
+        tracing::error!("AMI client already running");
+        return;
+    };
+    let (follow_tx, follow_rx) = mpsc::unbounded_channel();
+    let follower = tokio::spawn(follow(
+        Follower::new(app.store().clone(), app.settings().time_zone),
+        follow_rx,
+        handle.clone(),
+    ));
+    let mut client = Client {
+        app: app.clone(),
+        handle: handle.clone(),
+        tracker: Tracker::new(TrackerConfig::new()),
+        follow: follow_tx,
+        tuning: handle.tuning(),
+        directory_read: None,
+        pending: HashMap::new(),
+        decisions: Vec::new(),
+    };
+    loop {
+        if *shutdown.borrow() {
+            break;
+        }
+        client.tuning = handle.tuning();
+        client.refresh_directory().await;
+        match client.target().await {
+            Target::Idle { enabled, error } => {
+                if let Some(e) = &error {
+                    tracing::warn!(error = %e, "AMI not started");
+                }
+                handle.set_status(|s| *s = AmiStatus::idle(enabled, error));
+                tokio::select! {
+                    _ = handle.0.changed.notified() => continue,
+                    _ = signalled(&mut shutdown) => break,
+                }
+            }
+            Target::Pbx {
+                host,
+                port,
+                session,
+            } => {
+                let exit = client
+                    .connection(&host, port, session, &mut commands, &mut shutdown)
+                    .await;
+                if exit == Exit::Shutdown {
+                    break;
+                }
+            }
+        }
+    }
+    handle.set_status(|s| {
+        s.state = SessionState::Disconnected.as_str().into();
+        s.connected = false;
+        s.retry_at = None;
+        s.since = Utc::now();
+    });
+    drop(client);
+    // Let the follower write what is queued.
+    let _ = tokio::time::timeout(Duration::from_secs(5), follower).await;
+}
+
+/// Applies decisions in order; never stops on a store error (logged).
+async fn follow(
+    mut follower: Follower,
+    mut rx: mpsc::UnboundedReceiver<ToFollower>,
+    handle: AmiHandle,
+) {
+    while let Some(msg) = rx.recv().await {
+        match msg {
+            ToFollower::Directory(d) => follower.set_directory(d),
+            ToFollower::Batch(batch) => {
+                for d in &batch.decisions {
+                    if let Err(e) = follower.apply(d).await {
+                        tracing::error!(error = %e, linkedid = d.linkedid(), decision = ?d, "cannot record AMI call decision");
+                    }
+                }
+                let took = batch.received.elapsed();
+                handle
+                    .0
+                    .applied
+                    .fetch_add(batch.decisions.len() as u64, Ordering::Relaxed);
+                metrics::histogram!("pbx_ami_ingest_seconds").record(took.as_secs_f64());
+                if handle.0.running.load(Ordering::Relaxed)
+                    && lock(&handle.0.tuning).record_latencies
+                {
+                    lock(&handle.0.latencies).push(took);
+                }
+            }
+        }
+    }
+}
+
+enum Target {
+    Idle {
+        enabled: bool,
+        error: Option<String>,
+    },
+    Pbx {
+        host: String,
+        port: u16,
+        session: Box<Session>,
+    },
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Exit {
+    Reconfigure,
+    Shutdown,
+}
+
+struct Client {
+    app: App,
+    handle: AmiHandle,
+    tracker: Tracker,
+    follow: mpsc::UnboundedSender<ToFollower>,
+    tuning: AmiTuning,
+    directory_read: Option<Instant>,
+    /// ActionID → who waits for its answer.
+    pending: HashMap<String, (String, oneshot::Sender<Result<(), AmiActionError>>)>,
+    decisions: Vec<CallDecision>,
+}
+
+struct Conn {
+    reader: OwnedReadHalf,
+    writer: OwnedWriteHalf,
+}
+
+impl Client {
+    async fn target(&self) -> Target {
+        let store = self.app.store();
+        let pbx = match store.get_pbx().await {
+            Ok(p) => p,
+            Err(e) => {
+                return Target::Idle {
+                    enabled: false,
+                    error: Some(format!("cannot read the PBX configuration: {e}")),
+                };
+            }
+        };
+        if !pbx.enabled {
+            return Target::Idle {
+                enabled: false,
+                error: None,
+            };
+        }
+        let secret = match store.pbx_ami_secret().await {
+            Ok(Some(s)) => s,
+            Ok(None) => {
+                return Target::Idle {
+                    enabled: true,
+                    error: Some("no AMI secret configured".into()),
+                };
+            }
+            Err(e) => {
+                return Target::Idle {
+                    enabled: true,
+                    error: Some(format!("cannot read the AMI secret: {e}")),
+                };
+            }
+        };
+        let t = &self.tuning;
+        let mut cfg = SessionConfig::new(pbx.ami_username.clone(), secret);
+        cfg.backoff = t.backoff;
+        cfg.ping_interval = t.ping_interval;
+        cfg.ping_timeout = t.ping_timeout;
+        cfg.connect_timeout = t.connect_timeout;
+        cfg.login_timeout = t.login_timeout;
+        cfg.action_timeout = t.action_timeout;
+        cfg.resync_timeout = t.resync_timeout;
+        cfg.stable_after = t.stable_after;
+        let seed = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(7)
+            ^ u64::from(std::process::id());
+        Target::Pbx {
+            host: pbx.ami_host,
+            port: pbx.ami_port,
+            session: Box::new(Session::new(cfg, seed)),
+        }
+    }
+
+    async fn refresh_directory(&mut self) {
+        match self.app.store().call_directory().await {
+            Ok(dir) => {
+                let t = &self.tuning;
+                let mut cfg = TrackerConfig::new();
+                cfg.inbound_contexts = t.inbound_contexts.iter().cloned().collect();
+                cfg.inbound_contexts.extend(
+                    dir.trunks
+                        .iter()
+                        .map(|name| format!("pbx-bridge-from-{name}")),
+                );
+                cfg.trunk_endpoints = t
+                    .bridge_endpoints
+                    .iter()
+                    .chain(dir.trunks.iter())
+                    .cloned()
+                    .collect::<HashSet<_>>();
+                cfg.known_extensions = dir.extensions.keys().cloned().collect();
+                cfg.department_codes = dir.department_codes.keys().cloned().collect();
+                self.tracker.set_config(cfg);
+                let _ = self.follow.send(ToFollower::Directory(dir));
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the numbering plan for AMI"),
+        }
+        self.directory_read = Some(Instant::now());
+    }
+
+    /// One PBX configuration: connect, reconnect… until it changes or the
+    /// service stops.
+    async fn connection(
+        &mut self,
+        host: &str,
+        port: u16,
+        mut session: Box<Session>,
+        commands: &mut mpsc::Receiver<Command>,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Exit {
+        let handle = self.handle.clone();
+        handle.0.running.store(true, Ordering::SeqCst);
+        handle.set_status(|s| {
+            *s = AmiStatus::idle(true, None);
+            s.host = Some(host.to_owned());
+            s.port = Some(port);
+        });
+        tracing::info!(host, port, "AMI client starting");
+        let mut conn: Option<Conn> = None;
+        let mut connect_at: Option<Instant> = None;
+        let mut buf = vec![0u8; 64 * 1024];
+        session.start(Instant::now());
+        self.outputs(&mut session, &mut conn, &mut connect_at, Instant::now())
+            .await;
+        let exit = loop {
+            let refresh_at =
+                self.directory_read.unwrap_or_else(Instant::now) + self.tuning.directory_refresh;
+            let wake = [session.poll_timeout(), connect_at, Some(refresh_at)]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or(refresh_at);
+            let reading = conn.is_some();
+            let mut stop = shutdown.clone();
+            tokio::select! {
+                _ = signalled(shutdown) => break Exit::Shutdown,
+                _ = handle.0.changed.notified() => break Exit::Reconfigure,
+                r = read(&mut conn, &mut buf), if reading => {
+                    let now = Instant::now();
+                    match r {
+                        Ok(0) => {
+                            conn = None;
+                            session.eof(now);
+                        }
+                        Ok(n) => session.bytes_received(now, &buf[..n]),
+                        Err(e) => {
+                            conn = None;
+                            session.io_error(now, format!("read error: {e}"));
+                        }
+                    }
+                    self.outputs(&mut session, &mut conn, &mut connect_at, now).await;
+                }
+                Some(cmd) = commands.recv() => {
+                    self.command(&mut session, cmd);
+                    self.outputs(&mut session, &mut conn, &mut connect_at, Instant::now()).await;
+                }
+                _ = tokio::time::sleep_until(wake.into()) => {
+                    let now = Instant::now();
+                    if connect_at.is_some_and(|c| now >= c) {
+                        connect_at = None;
+                        let attempt = tokio::time::timeout(
+                            self.tuning.connect_timeout,
+                            TcpStream::connect((host, port)),
+                        );
+                        let result = tokio::select! {
+                            r = attempt => r,
+                            _ = signalled(&mut stop) => break Exit::Shutdown,
+                        };
+                        let now = Instant::now();
+                        match result {
+                            Ok(Ok(stream)) => {
+                                let _ = stream.set_nodelay(true);
+                                let (reader, writer) = stream.into_split();
+                                conn = Some(Conn { reader, writer });
+                                tracing::debug!(host, port, "AMI TCP connected");
+                                session.connected(now);
+                            }
+                            Ok(Err(e)) => session.io_error(now, format!("cannot connect to {host}:{port}: {e}")),
+                            Err(_) => session.io_error(now, format!("cannot connect to {host}:{port}: timed out")),
+                        }
+                    }
+                    if refresh_at <= now {
+                        self.refresh_directory().await;
+                    }
+                    session.tick(Instant::now());
+                    self.outputs(&mut session, &mut conn, &mut connect_at, now).await;
+                }
+            }
+        };
+        handle.0.running.store(false, Ordering::SeqCst);
+        // Log off (if logged in) and close.
+        let now = Instant::now();
+        session.shutdown(now);
+        self.outputs(&mut session, &mut conn, &mut connect_at, now)
+            .await;
+        if let Some(mut c) = conn.take() {
+            let _ = c.writer.shutdown().await;
+        }
+        for (_, (_, reply)) in self.pending.drain() {
+            let _ = reply.send(Err(stopped()));
+        }
+        tracing::info!(host, port, reason = ?exit, "AMI client stopped");
+        exit
+    }
+
+    fn command(&mut self, session: &mut Session, cmd: Command) {
+        let now = Instant::now();
+        let (name, action, reply) = match cmd {
+            Command::Originate {
+                from_extension,
+                to,
+                reply,
+            } => {
+                let action = Action::new("Originate")
+                    .header("Channel", format!("PJSIP/{from_extension}"))
+                    .header(
+                        "Context",
+                        self.tuning
+                            .originate_context
+                            .replace("{ext}", &from_extension),
+                    )
+                    .header("Exten", &to)
+                    .header("Priority", "1")
+                    .header(
+                        "CallerID",
+                        format!("\"Click2Call {to}\" <{from_extension}>"),
+                    )
+                    .header("Timeout", "30000")
+                    .header("Async", "true");
+                ("Originate", action, reply)
+            }
+            Command::Redirect {
+                linkedid,
+                target,
+                reply,
+            } => {
+                let Some(channel) = self.tracker.channels(&linkedid).and_then(|c| c.customer)
+                else {
+                    let _ = reply.send(Err(AmiActionError::NoSuchCall(linkedid)));
+                    return;
+                };
+                let context = if self.tracker.is_department_code(&target) {
+                    &self.tuning.transfer_context
+                } else {
+                    &self.tuning.transfer_extension_context
+                };
+                let action = Action::new("Redirect")
+                    .header("Channel", channel)
+                    .header("Context", context)
+                    .header("Exten", &target)
+                    .header("Priority", "1");
+                ("Redirect", action, reply)
+            }
+        };
+        match session.send_action(now, action) {
+            Ok(id) => {
+                tracing::info!(action = name, action_id = %id, "AMI action sent");
+                self.pending.insert(id, (name.to_owned(), reply));
+            }
+            Err(super::SessionError::NotConnected(s)) => {
+                let _ = reply.send(Err(AmiActionError::NotConnected(s.to_string())));
+            }
+            Err(e) => {
+                let _ = reply.send(Err(AmiActionError::Invalid(e.to_string())));
+            }
+        }
+    }
+
+    /// Carries out what the session asked, in order.
+    async fn outputs(
+        &mut self,
+        session: &mut Session,
+        conn: &mut Option<Conn>,
+        connect_at: &mut Option<Instant>,
+        received: Instant,
+    ) {
+        let mut state_changed = false;
+        while let Some(out) = session.poll_output() {
+            match out {
+                Output::Connect { after } => {
+                    *conn = None;
+                    *connect_at = Some(Instant::now() + after);
+                }
+                Output::Send(bytes) => {
+                    let failed = match conn.as_mut() {
+                        Some(c) => c.writer.write_all(&bytes).await.err(),
+                        None => None,
+                    };
+                    if let Some(e) = failed {
+                        *conn = None;
+                        session.io_error(Instant::now(), format!("write error: {e}"));
+                    }
+                }
+                Output::Close => *conn = None,
+                Output::StateChanged(state, error) => {
+                    state_changed = true;
+                    match &state {
+                        SessionState::Connected => tracing::info!("AMI logged in"),
+                        SessionState::AuthFailed { message } => {
+                            tracing::error!(message = %message, "AMI login refused")
+                        }
+                        SessionState::Backoff => {
+                            tracing::warn!(error = ?error, "AMI connection lost; backing off")
+                        }
+                        s => tracing::debug!(state = %s, "AMI state"),
+                    }
+                }
+                Output::Event(p) => {
+                    self.handle.0.events.fetch_add(1, Ordering::Relaxed);
+                    self.tracker
+                        .on_event_into(&p, SystemTime::now(), &mut self.decisions);
+                }
+                Output::Resync(channels) => {
+                    let mut d = self.tracker.resync(&channels, SystemTime::now());
+                    tracing::info!(
+                        channels = channels.len(),
+                        decisions = d.len(),
+                        "AMI re-synced live channels"
+                    );
+                    self.decisions.append(&mut d);
+                }
+                Output::ResyncFailed(msg) => {
+                    tracing::warn!(message = %msg, "AMI CoreShowChannels refused: calls missed while disconnected stay open");
+                }
+                Output::ActionDone(outcome) => self.action_done(outcome),
+                Output::Unmatched(p) => tracing::debug!(packet = ?p, "unmatched AMI packet"),
+                Output::Skipped(e) => tracing::warn!(error = %e, "skipped a malformed AMI message"),
+            }
+        }
+        if !self.decisions.is_empty() {
+            let decisions = std::mem::take(&mut self.decisions);
+            let _ = self.follow.send(ToFollower::Batch(Batch {
+                received,
+                decisions,
+            }));
+        }
+        if state_changed {
+            self.publish(session);
+        }
+    }
+
+    fn action_done(&mut self, outcome: ActionOutcome) {
+        let id = match &outcome {
+            Ok(c) => &c.action_id,
+            Err(f) => &f.action_id,
+        };
+        let Some((action, reply)) = self.pending.remove(id) else {
+            return;
+        };
+        let result = match outcome {
+            Ok(c) if c.is_success() => Ok(()),
+            Ok(c) => Err(AmiActionError::Refused {
+                action,
+                message: c.response.message().unwrap_or("Error").to_owned(),
+            }),
+            Err(f) => Err(AmiActionError::Failed {
+                action,
+                reason: f.reason.to_string(),
+            }),
+        };
+        let _ = reply.send(result);
+    }
+
+    fn publish(&self, session: &Session) {
+        let st = session.status();
+        let now_i = Instant::now();
+        let now = Utc::now();
+        self.handle.set_status(|s| {
+            s.state = st.state.as_str().into();
+            s.connected = st.is_ready();
+            s.last_error = st.last_error.clone();
+            s.since = now;
+            s.logins = st.logins;
+            s.retry_at = st.retry_at.map(|r| {
+                now + chrono::Duration::from_std(r.saturating_duration_since(now_i))
+                    .unwrap_or_default()
+            });
+        });
+    }
+}
+
+async fn read(conn: &mut Option<Conn>, buf: &mut [u8]) -> std::io::Result<usize> {
+    match conn {
+        Some(c) => c.reader.read(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Resolves once the shutdown watch turns true (or its sender is gone).
+async fn signalled(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}

@@ -1,0 +1,342 @@
+//! The SIP endpoint: the thin tokio loop that ties the transport to the
+//! sans-IO cores. Every received message goes through the ACL, the message
+//! layer's inbound checks and the transaction layer; requests reach the
+//! transaction user here (registrar, OPTIONS, and "not here" answers for
+//! what later issues implement). Time is read here, once per event, and
+//! handed to the cores.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use chrono::{TimeZone, Utc};
+use tokio::sync::{mpsc, watch};
+
+use super::auth::{Algorithm, LockoutConfig};
+use super::message::{Inbound as Checked, Method, Policy, SipMessage, inspect, response_to};
+use super::registrar::{BindingChange, ChangeCause, Registrar, RegistrarConfig};
+use super::transaction::{
+    LayerConfig, Output, TransactionKey, TransactionLayer, Transport, TuEvent,
+};
+use super::transport::{Inbound, SipTransport};
+use crate::app::App;
+use crate::domain::{AclApplies, AuthLockout, Registration};
+
+/// What the endpoint allows (OPTIONS answers list it).
+const ALLOW: &str = "REGISTER, OPTIONS, ACK, CANCEL";
+
+/// Registrar settings the endpoint is built with.
+#[derive(Debug, Clone)]
+pub struct EndpointConfig {
+    pub realm: String,
+    pub min_expires: u32,
+    pub max_expires: u32,
+    pub lockout: LockoutConfig,
+    pub default_algorithms: Vec<Algorithm>,
+    pub nonce_key: [u8; 32],
+}
+
+pub struct SipEndpoint {
+    app: App,
+    transport: SipTransport,
+    layer: TransactionLayer,
+    registrar: Registrar,
+    policy: Policy,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn to_time(secs: u64) -> chrono::DateTime<Utc> {
+    Utc.timestamp_opt(i64::try_from(secs).unwrap_or(i64::MAX), 0)
+        .single()
+        .unwrap_or_default()
+}
+
+impl SipEndpoint {
+    pub fn new(app: App, transport: SipTransport, config: EndpointConfig) -> Self {
+        let registrar = Registrar::new(
+            RegistrarConfig {
+                realm: config.realm,
+                min_expires: config.min_expires,
+                max_expires: config.max_expires,
+                default_expires: config.max_expires.min(3600).max(config.min_expires),
+                max_contacts: 1,
+                default_algorithms: config.default_algorithms,
+                lockout: config.lockout,
+            },
+            config.nonce_key,
+        );
+        Self {
+            app,
+            transport,
+            layer: TransactionLayer::new(LayerConfig::default()),
+            registrar,
+            policy: Policy::default(),
+        }
+    }
+
+    /// Runs until `shutdown` turns true.
+    pub async fn run(
+        mut self,
+        mut inbound: mpsc::Receiver<Inbound>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let reloader = tokio::spawn(keep_credentials(self.app.clone()));
+        let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            let deadline = self
+                .layer
+                .next_deadline()
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(1));
+            tokio::select! {
+                received = inbound.recv() => match received {
+                    Some(message) => self.on_inbound(message),
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(deadline.into()) => self.layer.on_tick(Instant::now()),
+                _ = housekeeping.tick() => self.expire(),
+                _ = stopped(&mut shutdown) => break,
+            }
+            self.flush().await;
+        }
+        reloader.abort();
+    }
+
+    fn on_inbound(&mut self, message: Inbound) {
+        let Inbound {
+            bytes,
+            source,
+            transport,
+        } = message;
+        if !self.app.acl_allows(source.ip(), AclApplies::Sip) {
+            metrics::counter!("pbx_sip_dropped_total", "reason" => "acl").increment(1);
+            tracing::debug!(%source, "SIP packet dropped by ACL");
+            return;
+        }
+        let now = Instant::now();
+        match inspect(bytes, &self.policy) {
+            Checked::Request(request) => {
+                trace_message("in", &request, source);
+                self.layer.on_request(request, source, transport, now);
+            }
+            Checked::Response(response) => {
+                trace_message("in", &response, source);
+                self.layer.on_response(response, now);
+            }
+            Checked::Reject {
+                rejection,
+                response,
+            } => {
+                tracing::debug!(%source, status = rejection.status, detail = %rejection.detail, "SIP request rejected");
+                self.layer.transmit_stateless(response, source, transport);
+            }
+            Checked::Drop(reason) => {
+                tracing::debug!(%source, ?reason, "SIP message dropped");
+            }
+        }
+    }
+
+    /// Sends what the transaction layer produced and hands its events to
+    /// the transaction user, until nothing is left.
+    async fn flush(&mut self) {
+        loop {
+            let outputs = self.layer.take_outputs();
+            if outputs.is_empty() {
+                return;
+            }
+            for output in outputs {
+                match output {
+                    Output::Transmit {
+                        bytes,
+                        destination,
+                        transport,
+                    } => {
+                        if tracing::enabled!(tracing::Level::DEBUG) {
+                            let first = bytes.split(|b| *b == b'\r').next().unwrap_or_default();
+                            tracing::debug!(to = %destination, line = %String::from_utf8_lossy(first), "sip out");
+                        }
+                        if let Err(e) = self.transport.send(bytes, destination, transport).await {
+                            tracing::debug!(%destination, error = %e, "SIP send failed");
+                        }
+                    }
+                    Output::ToTu(event) => self.on_tu_event(event),
+                }
+            }
+        }
+    }
+
+    fn on_tu_event(&mut self, event: TuEvent) {
+        match event {
+            TuEvent::Request {
+                key,
+                request,
+                source,
+                transport,
+                cancels,
+            } => self.on_request(key, request, source, transport, cancels),
+            // No dialogs yet: nothing to acknowledge or match.
+            TuEvent::Ack { .. } | TuEvent::StrayResponse { .. } | TuEvent::Response { .. } => {}
+            TuEvent::Timeout { key, timer } => {
+                tracing::debug!(%key, ?timer, "SIP transaction timed out")
+            }
+            TuEvent::TransportError { key } => tracing::debug!(%key, "SIP transport error"),
+            TuEvent::Terminated { .. } => {}
+        }
+    }
+
+    fn on_request(
+        &mut self,
+        key: TransactionKey,
+        request: SipMessage,
+        source: SocketAddr,
+        transport: Transport,
+        cancels: Option<TransactionKey>,
+    ) {
+        let now = Instant::now();
+        let response = match request.method() {
+            Some(Method::Register) => {
+                let app = &self.app;
+                let lookup = |user: &str| app.credential(user);
+                let handled =
+                    self.registrar
+                        .handle(&request, source, transport, unix_now(), lookup);
+                if let Some(reason) = &handled.auth_failure {
+                    tracing::warn!(
+                        %source,
+                        call_id = request.call_id().unwrap_or_default(),
+                        status = handled.status,
+                        locked_out = handled.locked_out,
+                        "SIP authentication failed: {reason}"
+                    );
+                    metrics::counter!("pbx_sip_auth_failures_total").increment(1);
+                    self.publish_lockouts();
+                }
+                self.publish_changes(&handled.changes);
+                handled.response
+            }
+            Some(Method::Options) => response_to(&request, 200, None)
+                .and_then(|b| {
+                    b.to_tag(&tag_for(&key))
+                        .header("Allow", ALLOW)
+                        .header("Accept", "application/sdp")
+                        .build()
+                })
+                .ok(),
+            Some(Method::Cancel) => {
+                // Only INVITEs are cancelled, and none is accepted yet.
+                let status = if cancels.is_some() { 200 } else { 481 };
+                response_to(&request, status, None)
+                    .and_then(|b| b.to_tag(&tag_for(&key)).build())
+                    .ok()
+            }
+            _ => response_to(&request, 405, None)
+                .and_then(|b| b.to_tag(&tag_for(&key)).header("Allow", ALLOW).build())
+                .ok(),
+        };
+        if let Some(response) = response
+            && let Err(e) = self.layer.send_response(&key, &response, now)
+        {
+            tracing::debug!(%key, error = %e, "cannot answer SIP request");
+        }
+    }
+
+    fn expire(&mut self) {
+        let changes = self.registrar.expire(unix_now());
+        self.publish_changes(&changes);
+        self.publish_lockouts();
+    }
+
+    fn publish_changes(&self, changes: &[BindingChange]) {
+        if changes.is_empty() {
+            return;
+        }
+        for change in changes {
+            let b = &change.binding;
+            match change.cause {
+                ChangeCause::Refreshed => {}
+                cause => tracing::info!(
+                    extension = %b.aor,
+                    contact = %b.contact,
+                    source = %b.source,
+                    call_id = %b.call_id,
+                    ?cause,
+                    "registration changed"
+                ),
+            }
+        }
+        let items: Vec<Registration> = self
+            .registrar
+            .bindings()
+            .iter()
+            .map(|b| Registration {
+                extension: b.aor.clone(),
+                contact: b.contact.clone(),
+                source: b.source.to_string(),
+                transport: b.transport.as_str().to_ascii_lowercase(),
+                user_agent: b.user_agent.clone(),
+                registered_at: to_time(b.registered_at),
+                expires_at: to_time(b.expires_at),
+            })
+            .collect();
+        metrics::gauge!("pbx_registrations").set(items.len() as f64);
+        self.app.update_registrations(|r| r.items = items);
+    }
+
+    fn publish_lockouts(&self) {
+        let lockouts: Vec<AuthLockout> = self
+            .registrar
+            .lockouts(unix_now())
+            .into_iter()
+            .map(|l| AuthLockout {
+                address: l.addr.to_string(),
+                prefix_len: l.prefix_len,
+                failures: l.info.failures,
+                since: to_time(l.info.since),
+                until: to_time(l.info.until),
+                reason: l.info.reason,
+            })
+            .collect();
+        self.app.update_registrations(|r| r.lockouts = lockouts);
+    }
+}
+
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+/// A To tag for our responses, stable per transaction so retransmitted
+/// requests get the same answer.
+fn tag_for(key: &TransactionKey) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut h);
+    format!("pb{:x}", h.finish())
+}
+
+fn trace_message(direction: &str, message: &SipMessage, peer: SocketAddr) {
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        let call_id = message.call_id().unwrap_or_default();
+        let line = match (message.method(), message.status()) {
+            (Some(m), _) => m.as_str().to_owned(),
+            (None, Some(s)) => s.to_string(),
+            _ => String::new(),
+        };
+        tracing::debug!(%peer, call_id, %line, "sip {direction}");
+    }
+}
+
+/// Keeps the in-memory credentials fresh: at start, then every few seconds
+/// (another node may have changed an extension; this node's API reloads
+/// them itself).
+async fn keep_credentials(app: App) {
+    loop {
+        if let Err(e) = app.reload_credentials().await {
+            tracing::warn!(error = %e, "cannot load extension credentials");
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+}
