@@ -267,3 +267,65 @@ async fn read_response(stream: &mut TcpStream) -> SipMessage {
         buf.extend_from_slice(&chunk[..n]);
     }
 }
+
+fn options_text(port: u16, n: u32) -> String {
+    format!(
+        "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bKacl{n}\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:ping@127.0.0.1>;tag=a{n}\r\nTo: <sip:127.0.0.1>\r\n\
+         Call-ID: acl{n}\r\nCSeq: {n} OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+both!(
+    sip_acl_rules_drop_packets_but_not_the_api,
+    |srv: TestServer| async move {
+        let mut phone = Phone::new(srv.sip).await;
+        let port = phone.port();
+        assert_eq!(
+            phone.send(options_text(port, 1)).await.unwrap().status(),
+            Some(200)
+        );
+        let rule = srv
+            .create(
+                "/acl",
+                json!({"cidr": "127.0.0.0/8", "action": "deny", "applies_to": "sip"}),
+            )
+            .await;
+        assert!(
+            phone.send(options_text(port, 2)).await.is_none(),
+            "denied source gets silence"
+        );
+        let (status, _) = srv.get("/extensions").await;
+        assert_eq!(status, StatusCode::OK, "a sip rule does not block the API");
+        assert_eq!(
+            srv.delete(&format!("/acl/{rule}")).await.0,
+            StatusCode::NO_CONTENT
+        );
+        assert_eq!(
+            phone.send(options_text(port, 3)).await.unwrap().status(),
+            Some(200)
+        );
+    }
+);
+
+both!(
+    responses_carry_received_and_rport,
+    |srv: TestServer| async move {
+        let srv = srv;
+        let mut phone = Phone::new(srv.sip).await;
+        let port = phone.port();
+        // The phone believes it is 10.0.0.7 (behind NAT) and asks for rport.
+        let text = format!(
+            "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.7:5060;rport;branch=z9hG4bKnat1\r\n\
+         Max-Forwards: 70\r\nFrom: <sip:nat@127.0.0.1>;tag=n\r\nTo: <sip:127.0.0.1>\r\n\
+         Call-ID: nat1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        );
+        let answer = phone
+            .send(text)
+            .await
+            .expect("answered at the source address");
+        let via = answer.top_via().unwrap();
+        assert_eq!(via.received.as_deref(), Some("127.0.0.1"));
+        assert_eq!(via.rport, Some(Some(port)));
+    }
+);

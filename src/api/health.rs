@@ -20,7 +20,7 @@ pub async fn readyz(State(app): State<App>) -> impl IntoResponse {
     let draining = app.is_draining();
     // AMI is reported, not required: SIP calls work without it.
     let ami = app.ami().status();
-    let ready = database && !draining;
+    let ready = database && sip && !draining;
     let status = if ready {
         StatusCode::OK
     } else {

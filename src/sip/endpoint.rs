@@ -119,7 +119,8 @@ impl SipEndpoint {
         }
         let now = Instant::now();
         match inspect(bytes, &self.policy) {
-            Checked::Request(request) => {
+            Checked::Request(mut request) => {
+                stamp_source(&mut request, source);
                 trace_message("in", &request, source);
                 self.layer.on_request(request, source, transport, now);
             }
@@ -155,9 +156,10 @@ impl SipEndpoint {
                         destination,
                         transport,
                     } => {
-                        if tracing::enabled!(tracing::Level::DEBUG) {
-                            let first = bytes.split(|b| *b == b'\r').next().unwrap_or_default();
-                            tracing::debug!(to = %destination, line = %String::from_utf8_lossy(first), "sip out");
+                        if tracing::enabled!(tracing::Level::DEBUG)
+                            && let Ok(message) = super::message::parse(bytes.clone())
+                        {
+                            trace_message("out", &message, destination);
                         }
                         if let Err(e) = self.transport.send(bytes, destination, transport).await {
                             tracing::debug!(%destination, error = %e, "SIP send failed");
@@ -268,22 +270,39 @@ impl SipEndpoint {
                 ),
             }
         }
-        let items: Vec<Registration> = self
-            .registrar
-            .bindings()
-            .iter()
-            .map(|b| Registration {
-                extension: b.aor.clone(),
-                contact: b.contact.clone(),
-                source: b.source.to_string(),
-                transport: b.transport.as_str().to_ascii_lowercase(),
-                user_agent: b.user_agent.clone(),
-                registered_at: to_time(b.registered_at),
-                expires_at: to_time(b.expires_at),
-            })
-            .collect();
-        metrics::gauge!("pbx_registrations").set(items.len() as f64);
-        self.app.update_registrations(|r| r.items = items);
+        // Incremental: a refresh must not copy every binding (thousands of
+        // phones re-register all the time).
+        self.app.update_registrations(|view| {
+            for change in changes {
+                let b = &change.binding;
+                let entry = Registration {
+                    extension: b.aor.clone(),
+                    contact: b.contact.clone(),
+                    source: b.source.to_string(),
+                    transport: b.transport.as_str().to_ascii_lowercase(),
+                    user_agent: b.user_agent.clone(),
+                    registered_at: to_time(b.registered_at),
+                    expires_at: to_time(b.expires_at),
+                };
+                let at = view
+                    .items
+                    .iter()
+                    .position(|r| r.extension == entry.extension && r.contact == entry.contact);
+                match (change.cause, at) {
+                    (ChangeCause::Registered | ChangeCause::Refreshed, Some(i)) => {
+                        view.items[i] = entry
+                    }
+                    (ChangeCause::Registered | ChangeCause::Refreshed, None) => {
+                        view.items.push(entry)
+                    }
+                    (_, Some(i)) => {
+                        view.items.swap_remove(i);
+                    }
+                    (_, None) => {}
+                }
+            }
+            metrics::gauge!("pbx_registrations").set(view.items.len() as f64);
+        });
     }
 
     fn publish_lockouts(&self) {
@@ -301,6 +320,30 @@ impl SipEndpoint {
             })
             .collect();
         self.app.update_registrations(|r| r.lockouts = lockouts);
+    }
+}
+
+/// RFC 3261 §18.2.1 and RFC 3581: records in the top Via where the
+/// request really came from (`received`, and `rport` when the client asked
+/// for it), so responses — which copy the Via — reach phones behind NAT.
+fn stamp_source(request: &mut SipMessage, source: SocketAddr) {
+    let Ok(mut via) = request.top_via() else {
+        return;
+    };
+    let sent_by = via.host.to_string();
+    let same_host =
+        sent_by.trim_start_matches('[').trim_end_matches(']') == source.ip().to_string();
+    let wants_rport = via.rport.is_some();
+    if same_host && !wants_rport {
+        return;
+    }
+    via.received = Some(source.ip().to_string());
+    if wants_rport {
+        via.rport = Some(Some(source.port()));
+    }
+    let value = via.to_string();
+    if request.remove_top_via() && request.prepend_via(&value).is_err() {
+        tracing::debug!(%source, "cannot stamp the Via");
     }
 }
 
