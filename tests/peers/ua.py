@@ -126,13 +126,21 @@ class UserAgent:
         cfg.medConfig.noVad = True
         self.ep.libInit(cfg)
 
-        self.local_port = args.local_port or free_port(args.transport)
-        tcfg = pj.TransportConfig()
-        tcfg.port = self.local_port
-        tcfg.boundAddress = "127.0.0.1"
-        tcfg.publicAddress = "127.0.0.1"
         ttype = pj.PJSIP_TRANSPORT_TCP if args.transport == "tcp" else pj.PJSIP_TRANSPORT_UDP
-        self.ep.transportCreate(ttype, tcfg)
+        # A port picked here may be taken by another process before PJSIP
+        # binds it (tests run in parallel): then pick another.
+        for attempt in range(1 if args.local_port else 5):
+            self.local_port = args.local_port or free_port(args.transport)
+            tcfg = pj.TransportConfig()
+            tcfg.port = self.local_port
+            tcfg.boundAddress = "127.0.0.1"
+            tcfg.publicAddress = "127.0.0.1"
+            try:
+                self.ep.transportCreate(ttype, tcfg)
+                break
+            except pj.Error:
+                if args.local_port or attempt == 4:
+                    raise
         self.ep.libStart()
         self.ep.audDevManager().setNullDev()
         for codec, prio in (("PCMU/8000", 255), ("PCMA/8000", 254)):
