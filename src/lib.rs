@@ -8,6 +8,7 @@ pub mod app;
 pub mod asterisk;
 pub mod config;
 pub mod domain;
+pub mod media;
 pub mod routing;
 pub mod service;
 pub mod sip;
