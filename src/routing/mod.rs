@@ -1,6 +1,11 @@
-//! Call routing decisions: which trunk carries a dialled number, and (later)
-//! how a department's agents ring.
+//! Call routing decisions: which trunk carries a dialled number, and how a
+//! department's agents ring ([`ring`]: a state machine with no I/O).
 
 mod pattern;
+pub mod ring;
 
 pub use pattern::{DialPattern, PatternError};
+pub use ring::{
+    AfterHoursTarget, AgentEntry, AgentState, Directory, Entry, FailReason, MISSED_CALLS,
+    MissedCalls, Outcome, Output, Ring,
+};
