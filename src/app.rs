@@ -34,6 +34,10 @@ struct Inner {
     credentials: RwLock<HashMap<String, Credential>>,
     /// The AMI client's status and action channel.
     ami: AmiHandle,
+    /// Generation of the numbering plan (extensions, agents, departments,
+    /// trunks), bumped by every API change so the call engines re-read it
+    /// at once instead of at their next periodic refresh.
+    numbering_plan: tokio::sync::watch::Sender<u64>,
 }
 
 impl App {
@@ -52,6 +56,7 @@ impl App {
             registrations: RwLock::new(Registrations::default()),
             credentials: RwLock::new(HashMap::new()),
             ami: AmiHandle::new(),
+            numbering_plan: tokio::sync::watch::Sender::new(0),
         }))
     }
 
@@ -151,6 +156,18 @@ impl App {
     /// The credentials of extension `number`, if it exists.
     pub fn credential(&self, number: &str) -> Option<Credential> {
         self.0.credentials.read().ok()?.get(number).cloned()
+    }
+
+    /// The numbering plan changed in the database (after the write).
+    pub fn numbering_plan_changed(&self) {
+        self.0
+            .numbering_plan
+            .send_modify(|g| *g = g.wrapping_add(1));
+    }
+
+    /// Wakes (`changed()`) after every [`App::numbering_plan_changed`].
+    pub fn numbering_plan_watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.0.numbering_plan.subscribe()
     }
 
     /// The AMI client: its status and the actions it can send.

@@ -807,3 +807,53 @@ both!(click_to_call_and_transfer_through_ami, |db| async move {
     assert_eq!(s, StatusCode::NOT_FOUND);
     bridge.stop().await;
 });
+
+both!(
+    a_call_that_goes_to_the_bridge_loses_its_ami_attendance,
+    |db| async move {
+        use pbx_bridge::ami::follow::{Applied, Follower};
+        use pbx_bridge::ami::tracker::{CallDecision, Direction};
+        let bridge = Bridge::start(db, fast_tuning()).await;
+        let plan = bridge.app.numbering_plan_watch();
+        let before = *plan.borrow();
+        bridge.numbering_plan(true).await;
+        // Every API change of the plan is signalled to the AMI client.
+        assert!(*plan.borrow() > before);
+        let mut f = Follower::new(bridge.app.store().clone(), chrono_tz::UTC);
+        let opened = |l: &str| CallDecision::CallOpened {
+            linkedid: l.into(),
+            caller: "1001".into(),
+            callee: "1002".into(),
+            direction: Direction::Internal,
+            department_code: None,
+            opened_at: std::time::SystemTime::now(),
+        };
+        let to_bridge = |l: &str| CallDecision::CallToBridge { linkedid: l.into() };
+        // Unanswered, then sent to the bridge: withdrawn.
+        let applied = f.apply_batch(&[opened("9.1")]).await.expect("open");
+        let Applied::Opened(p1) = &applied[0] else {
+            panic!("{applied:?}")
+        };
+        assert_eq!(bridge.attendances().await.len(), 1);
+        let applied = f.apply(&to_bridge("9.1")).await.expect("withdraw");
+        assert_eq!(applied, Applied::Withdrawn(Some(p1.clone())));
+        assert!(bridge.attendances().await.is_empty());
+        // Answered: kept (one batch, one transaction).
+        let applied = f
+            .apply_batch(&[
+                opened("9.2"),
+                CallDecision::CallAnswered {
+                    linkedid: "9.2".into(),
+                    agent_extension: None,
+                },
+                to_bridge("9.2"),
+            ])
+            .await
+            .expect("batch");
+        assert_eq!(applied[2], Applied::Withdrawn(None), "{applied:?}");
+        let items = bridge.attendances().await;
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0]["status"], "in_progress");
+        bridge.stop().await;
+    }
+);

@@ -7,7 +7,8 @@
 //! The PBX connection is read from the store at start and whenever
 //! [`AmiHandle::config_changed`] is poked (`PUT`/`PATCH /pbx`); with
 //! `pbx.enabled = false` the client logs off and stays idle. The numbering
-//! plan ([`CallDirectory`]) is re-read periodically.
+//! plan ([`CallDirectory`]) is re-read periodically, and at once when the
+//! API changes it ([`App::numbering_plan_changed`]).
 //!
 //! The API reaches the running client through the [`AmiHandle`] kept in
 //! [`App`]: its status (for `/readyz`, `/api/v1/pbx/status`, metrics) and
@@ -324,6 +325,7 @@ pub async fn run(app: App, mut shutdown: watch::Receiver<bool>) {
         follow: follow_tx,
         tuning: handle.tuning(),
         directory_read: None,
+        plan: app.numbering_plan_watch(),
         pending: HashMap::new(),
         decisions: Vec::new(),
     };
@@ -369,34 +371,125 @@ pub async fn run(app: App, mut shutdown: watch::Receiver<bool>) {
     let _ = tokio::time::timeout(Duration::from_secs(5), follower).await;
 }
 
-/// Applies decisions in order; never stops on a store error (logged).
+/// Most decisions written in one transaction (a backlog is drained in
+/// chunks of this size; a single read's decisions are never split).
+const MAX_DECISIONS_PER_TX: usize = 512;
+
+/// Applies decisions in order. Everything already queued is written in one
+/// transaction; a failed transaction is retried (see [`store_with_retry`]),
+/// so a database outage delays decisions but loses none.
 async fn follow(
     mut follower: Follower,
     mut rx: mpsc::UnboundedReceiver<ToFollower>,
     handle: AmiHandle,
 ) {
-    while let Some(msg) = rx.recv().await {
-        match msg {
-            ToFollower::Directory(d) => follower.set_directory(d),
-            ToFollower::Batch(batch) => {
-                for d in &batch.decisions {
-                    if let Err(e) = follower.apply(d).await {
-                        tracing::error!(error = %e, linkedid = d.linkedid(), decision = ?d, "cannot record AMI call decision");
-                    }
+    let mut next: Option<ToFollower> = None;
+    let mut batches: Vec<Batch> = Vec::new();
+    let mut decisions: Vec<CallDecision> = Vec::new();
+    loop {
+        let msg = match next.take() {
+            Some(m) => m,
+            None => match rx.recv().await {
+                Some(m) => m,
+                None => break,
+            },
+        };
+        let first = match msg {
+            ToFollower::Directory(d) => {
+                follower.set_directory(d);
+                continue;
+            }
+            ToFollower::Batch(b) => b,
+        };
+        // Take whatever else is already queued (up to a directory change).
+        decisions.clear();
+        decisions.extend_from_slice(&first.decisions);
+        batches.push(first);
+        while decisions.len() < MAX_DECISIONS_PER_TX {
+            match rx.try_recv() {
+                Ok(ToFollower::Batch(b)) => {
+                    decisions.extend_from_slice(&b.decisions);
+                    batches.push(b);
                 }
-                let took = batch.received.elapsed();
-                handle
-                    .0
-                    .applied
-                    .fetch_add(batch.decisions.len() as u64, Ordering::Relaxed);
-                metrics::histogram!("pbx_ami_ingest_seconds").record(took.as_secs_f64());
-                if handle.0.running.load(Ordering::Relaxed)
-                    && lock(&handle.0.tuning).record_latencies
-                {
-                    lock(&handle.0.latencies).push(took);
+                Ok(other) => {
+                    next = Some(other);
+                    break;
                 }
+                Err(_) => break,
             }
         }
+        store_with_retry(&mut follower, &decisions).await;
+        let record =
+            handle.0.running.load(Ordering::Relaxed) && lock(&handle.0.tuning).record_latencies;
+        let mut kept = Vec::new();
+        for b in batches.drain(..) {
+            let took = b.received.elapsed();
+            metrics::histogram!("pbx_ami_ingest_seconds").record(took.as_secs_f64());
+            if record {
+                kept.push(took);
+            }
+        }
+        if !kept.is_empty() {
+            lock(&handle.0.latencies).extend(kept);
+        }
+        handle
+            .0
+            .applied
+            .fetch_add(decisions.len() as u64, Ordering::Relaxed);
+    }
+}
+
+/// Writes `decisions` in one transaction; if it fails, one decision per
+/// transaction, each retried with a growing pause (capped at 5 s) for as
+/// long as the database is unavailable. Only a decision the database
+/// rejects as such (a constraint) is given up, logged with its content and
+/// counted in `pbx_ami_decisions_failed_total`.
+async fn store_with_retry(follower: &mut Follower, decisions: &[CallDecision]) {
+    let Err(e) = follower.apply_batch(decisions).await else {
+        return;
+    };
+    if decisions.len() > 1 {
+        tracing::warn!(error = %e, decisions = decisions.len(), "AMI decisions not stored together; storing them one by one");
+    }
+    for d in decisions {
+        let mut pause = Duration::from_millis(50);
+        let mut attempt = 0u32;
+        loop {
+            let err = match follower.apply(d).await {
+                Ok(_) => break,
+                Err(err) => err,
+            };
+            attempt += 1;
+            if !retryable(&err) {
+                metrics::counter!("pbx_ami_decisions_failed_total").increment(1);
+                tracing::error!(error = %err, linkedid = d.linkedid(), decision = ?d, "cannot record AMI call decision");
+                break;
+            }
+            if attempt == 1 || attempt.is_power_of_two() {
+                tracing::error!(error = %err, attempt, linkedid = d.linkedid(), "cannot record AMI call decision yet; retrying");
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(5));
+        }
+    }
+}
+
+/// A failure that may pass (connection, lock, disk…), unlike a constraint
+/// the data itself breaks.
+fn retryable(e: &crate::store::StoreError) -> bool {
+    use crate::store::StoreError;
+    match e {
+        StoreError::Database(sqlx::Error::Database(db)) => !matches!(
+            db.kind(),
+            sqlx::error::ErrorKind::UniqueViolation
+                | sqlx::error::ErrorKind::ForeignKeyViolation
+                | sqlx::error::ErrorKind::NotNullViolation
+                | sqlx::error::ErrorKind::CheckViolation
+        ),
+        // Shutting down: nothing will ever succeed.
+        StoreError::Database(sqlx::Error::PoolClosed) => false,
+        StoreError::Database(_) | StoreError::Unavailable(_) => true,
+        _ => false,
     }
 }
 
@@ -425,6 +518,9 @@ struct Client {
     follow: mpsc::UnboundedSender<ToFollower>,
     tuning: AmiTuning,
     directory_read: Option<Instant>,
+    /// Bumped by the API when extensions, agents, departments or trunks
+    /// change: the numbering plan is re-read at once.
+    plan: watch::Receiver<u64>,
     /// ActionID → who waits for its answer.
     pending: HashMap<String, (String, oneshot::Sender<Result<(), AmiActionError>>)>,
     decisions: Vec<CallDecision>,
@@ -491,6 +587,8 @@ impl Client {
     }
 
     async fn refresh_directory(&mut self) {
+        // Seen before reading: a change during the read triggers another.
+        self.plan.borrow_and_update();
         match self.app.store().call_directory().await {
             Ok(dir) => {
                 let t = &self.tuning;
@@ -554,6 +652,7 @@ impl Client {
             tokio::select! {
                 _ = signalled(shutdown) => break Exit::Shutdown,
                 _ = handle.0.changed.notified() => break Exit::Reconfigure,
+                Ok(()) = self.plan.changed() => self.refresh_directory().await,
                 r = read(&mut conn, &mut buf), if reading => {
                     let now = Instant::now();
                     match r {

@@ -2,6 +2,11 @@
 //! Asterisk call (`source: ami`, `call_ref` = Linkedid), answered, ended and
 //! closed per its department's rule, with the MixMonitor file linked.
 //!
+//! Decisions are written in batches, one transaction each (all or nothing,
+//! so a failed batch can be retried whole without losing or doubling
+//! anything); the numbering plan comes from the [`CallDirectory`] snapshot,
+//! so no lookup query runs per call.
+//!
 //! Every step is idempotent in the store (open once per Linkedid, first
 //! answer wins, ended once, closed once), so a decision replayed after a
 //! reconnect, or seen by two nodes, changes nothing.
@@ -12,8 +17,8 @@ use std::time::SystemTime;
 use chrono::{DateTime, Utc};
 
 use super::tracker::{CallDecision, Direction as AmiDirection, HangupCause, Party};
-use crate::domain::{Attendance, AttendanceStatus, CallSource, CloseReason, Direction};
-use crate::store::{CallDirectory, NewAttendance, Store, StoreError};
+use crate::domain::{AttendanceStatus, CallSource, CloseReason, Direction, Id};
+use crate::store::{AttendanceBatch, CallDirectory, NewAttendance, Store, StoreError};
 
 /// Remembered Linkedid → protocol entries at most (ended calls leave).
 const MAX_CACHED: usize = 65_536;
@@ -38,6 +43,9 @@ pub enum Applied {
         protocol: String,
         closed: Option<CloseReason>,
     },
+    /// The call went to the bridge; its unanswered attendance (if it had
+    /// one) was deleted.
+    Withdrawn(Option<String>),
     /// The decision concerns a call without an attendance (nothing to do).
     Unknown,
 }
@@ -60,7 +68,66 @@ impl Follower {
         &self.directory
     }
 
+    /// Applies one decision (its own transaction).
     pub async fn apply(&mut self, decision: &CallDecision) -> Result<Applied, StoreError> {
+        let mut applied = self.apply_batch(std::slice::from_ref(decision)).await?;
+        Ok(applied.pop().unwrap_or(Applied::Unknown))
+    }
+
+    /// Applies `decisions` in order in ONE transaction: all of them are
+    /// stored, or (on an error) none, and the error is returned so the
+    /// caller can retry; the Linkedid cache is rolled back with it.
+    pub async fn apply_batch(
+        &mut self,
+        decisions: &[CallDecision],
+    ) -> Result<Vec<Applied>, StoreError> {
+        if self.protocols.len() >= MAX_CACHED {
+            self.protocols.clear();
+        }
+        let mut undo: Vec<(String, Option<String>)> = Vec::new();
+        let mut applied = Vec::with_capacity(decisions.len());
+        let result = async {
+            let mut batch = self.store.attendance_batch().await?;
+            for d in decisions {
+                applied.push(self.apply_in(&mut batch, d, &mut undo).await?);
+            }
+            batch.commit().await
+        }
+        .await;
+        if let Err(e) = result {
+            for (linkedid, before) in undo.into_iter().rev() {
+                match before {
+                    Some(p) => self.protocols.insert(linkedid, p),
+                    None => self.protocols.remove(&linkedid),
+                };
+            }
+            return Err(e);
+        }
+        for (d, a) in decisions.iter().zip(&applied) {
+            log_applied(d, a);
+        }
+        Ok(applied)
+    }
+
+    fn remember(
+        &mut self,
+        undo: &mut Vec<(String, Option<String>)>,
+        linkedid: &str,
+        protocol: Option<String>,
+    ) {
+        let before = match protocol {
+            Some(p) => self.protocols.insert(linkedid.to_owned(), p),
+            None => self.protocols.remove(linkedid),
+        };
+        undo.push((linkedid.to_owned(), before));
+    }
+
+    async fn apply_in(
+        &mut self,
+        batch: &mut AttendanceBatch,
+        decision: &CallDecision,
+        undo: &mut Vec<(String, Option<String>)>,
+    ) -> Result<Applied, StoreError> {
         match decision {
             CallDecision::CallOpened {
                 linkedid,
@@ -70,6 +137,9 @@ impl Follower {
                 department_code,
                 opened_at,
             } => {
+                if let Some(p) = self.protocols.get(linkedid) {
+                    return Ok(Applied::AlreadyOpen(p.clone()));
+                }
                 let department_id = department_code
                     .as_deref()
                     .and_then(|c| self.directory.department_codes.get(c))
@@ -88,41 +158,32 @@ impl Follower {
                     opened_at: utc(*opened_at),
                     call_ref: Some(linkedid.clone()),
                 };
-                let (att, created) = self.store.open_attendance_once(&new, self.tz).await?;
-                if self.protocols.len() >= MAX_CACHED {
-                    self.protocols.clear();
-                }
-                self.protocols
-                    .insert(linkedid.clone(), att.protocol.clone());
-                if created {
-                    tracing::info!(protocol = %att.protocol, linkedid, caller, callee, "AMI call opened");
-                    Ok(Applied::Opened(att.protocol))
+                let (protocol, created) = batch.open_once(&new, self.tz).await?;
+                self.remember(undo, linkedid, Some(protocol.clone()));
+                Ok(if created {
+                    Applied::Opened(protocol)
                 } else {
-                    tracing::debug!(protocol = %att.protocol, linkedid, "AMI call already has its attendance");
-                    Ok(Applied::AlreadyOpen(att.protocol))
-                }
+                    Applied::AlreadyOpen(protocol)
+                })
             }
             CallDecision::CallAnswered {
                 linkedid,
                 agent_extension,
             } => {
-                let Some(protocol) = self.protocol_of(linkedid).await? else {
+                let Some(protocol) = self.protocol_of(batch, undo, linkedid).await? else {
                     return Ok(Applied::Unknown);
                 };
                 let agent = agent_extension
                     .as_deref()
                     .and_then(|e| self.directory.agent_of_extension(e));
-                self.store
-                    .mark_attendance_answered(&protocol, agent, Utc::now())
-                    .await?;
-                tracing::info!(%protocol, linkedid, agent_extension = ?agent_extension, "AMI call answered");
+                batch.mark_answered(&protocol, agent, Utc::now()).await?;
                 Ok(Applied::Answered(protocol))
             }
             CallDecision::RecordingAnnounced { linkedid, path } => {
-                let Some(protocol) = self.protocol_of(linkedid).await? else {
+                let Some(protocol) = self.protocol_of(batch, undo, linkedid).await? else {
                     return Ok(Applied::Unknown);
                 };
-                self.store.link_remote_recording(&protocol, path).await?;
+                batch.link_remote_recording(&protocol, path).await?;
                 Ok(Applied::RecordingLinked(protocol))
             }
             CallDecision::CallEnded {
@@ -132,57 +193,100 @@ impl Follower {
                 answered,
                 hangup_by,
             } => {
-                let Some(protocol) = self.protocol_of(linkedid).await? else {
+                let Some(protocol) = self.protocol_of(batch, undo, linkedid).await? else {
                     return Ok(Applied::Unknown);
                 };
-                self.protocols.remove(linkedid);
+                self.remember(undo, linkedid, None);
                 let at = utc(*ended_at);
-                let (att, news) = self.store.mark_attendance_ended(&protocol, at).await?;
-                let mut closed = None;
-                if news && att.status != AttendanceStatus::Closed {
-                    let reason = close_reason(cause.as_ref(), *answered, *hangup_by);
-                    if *answered && reason == CloseReason::Failed {
-                        tracing::warn!(%protocol, linkedid, "AMI call ended while the link was down");
-                    }
-                    if self.closes_on_hangup(&att, *answered)
-                        && self
-                            .store
-                            .close_attendance_if_open(&protocol, reason, at)
-                            .await?
-                    {
-                        closed = Some(reason);
-                    }
-                }
-                tracing::info!(%protocol, linkedid, closed = ?closed.map(|r| r.as_str()), "AMI call ended");
+                let reason = close_reason(cause.as_ref(), *answered, *hangup_by);
+                // Unanswered: always closed, in the same statement.
+                let close_now = (!*answered).then_some(reason);
+                let Some((status, department_id)) =
+                    batch.mark_ended(&protocol, at, close_now).await?
+                else {
+                    return Ok(Applied::Ended {
+                        protocol,
+                        closed: None,
+                    });
+                };
+                let closed = if close_now.is_some() {
+                    close_now
+                } else if status != AttendanceStatus::Closed
+                    && self.closes_on_hangup(department_id)
+                    && batch.close_if_open(&protocol, reason, at).await?
+                {
+                    Some(reason)
+                } else {
+                    None
+                };
                 Ok(Applied::Ended { protocol, closed })
+            }
+            CallDecision::CallToBridge { linkedid } => {
+                self.remember(undo, linkedid, None);
+                let protocol = batch.discard_unanswered(CallSource::Ami, linkedid).await?;
+                Ok(Applied::Withdrawn(protocol))
             }
         }
     }
 
-    /// An unanswered call has nothing left to attend: always closed. An
-    /// answered one per its department (no department: closed).
-    fn closes_on_hangup(&self, att: &Attendance, answered: bool) -> bool {
-        if !answered {
-            return true;
-        }
-        att.department_id
+    /// An answered call is closed per its (current) department; no
+    /// department: closed.
+    fn closes_on_hangup(&self, department_id: Option<Id>) -> bool {
+        department_id
             .and_then(|id| self.directory.departments.get(&id))
             .is_none_or(|d| d.close_on_hangup)
     }
 
-    async fn protocol_of(&mut self, linkedid: &str) -> Result<Option<String>, StoreError> {
+    async fn protocol_of(
+        &mut self,
+        batch: &mut AttendanceBatch,
+        undo: &mut Vec<(String, Option<String>)>,
+        linkedid: &str,
+    ) -> Result<Option<String>, StoreError> {
         if let Some(p) = self.protocols.get(linkedid) {
             return Ok(Some(p.clone()));
         }
-        let found = self
-            .store
-            .find_attendance_by_call_ref(CallSource::Ami, linkedid)
-            .await?
-            .map(|a| a.protocol);
+        let found = batch.find_protocol(CallSource::Ami, linkedid).await?;
         if let Some(p) = &found {
-            self.protocols.insert(linkedid.to_owned(), p.clone());
+            self.remember(undo, linkedid, Some(p.clone()));
         }
         Ok(found)
+    }
+}
+
+/// Logs what was stored (after the commit).
+fn log_applied(d: &CallDecision, a: &Applied) {
+    let linkedid = d.linkedid();
+    match (d, a) {
+        (CallDecision::CallOpened { caller, callee, .. }, Applied::Opened(protocol)) => {
+            tracing::info!(%protocol, linkedid, caller, callee, "AMI call opened");
+        }
+        (_, Applied::AlreadyOpen(protocol)) => {
+            tracing::debug!(%protocol, linkedid, "AMI call already has its attendance");
+        }
+        (
+            CallDecision::CallAnswered {
+                agent_extension, ..
+            },
+            Applied::Answered(protocol),
+        ) => {
+            tracing::info!(%protocol, linkedid, agent_extension = ?agent_extension, "AMI call answered");
+        }
+        (
+            CallDecision::CallEnded {
+                answered, cause, ..
+            },
+            Applied::Ended { protocol, closed },
+        ) => {
+            if *answered && cause.is_none() {
+                tracing::warn!(%protocol, linkedid, "AMI call ended while the link was down");
+            }
+            tracing::info!(%protocol, linkedid, closed = ?closed.map(|r| r.as_str()), "AMI call ended");
+        }
+        (_, Applied::Withdrawn(protocol)) => {
+            tracing::info!(protocol = ?protocol, linkedid, "AMI call went to the bridge: its attendance is the bridge's");
+        }
+        _ => {}
     }
 }
 

@@ -22,6 +22,18 @@
 //! remembered for a while so late events (`Cdr`, a stray `VarSet`) cannot
 //! re-open them.
 //!
+//! Calls that dial the bridge (`bridge_endpoints`: the rendered dialplan
+//! sends department codes and some DIDs there with `Dial(PJSIP/701@bridge)`)
+//! are the bridge's: it opens its own SIP attendance for them, so this
+//! tracker must not open a second one. A call not rooted on the bridge is
+//! therefore *held* once it could open, until it shows it is not going to
+//! the bridge: a leg other than the bridge is created (an agent rung), it is
+//! answered, or it ends; a non-root leg on a bridge endpoint makes it the
+//! bridge's and it never opens. If a call already opened (it rang an agent
+//! first) goes to the bridge unanswered, [`CallDecision::CallToBridge`]
+//! withdraws its attendance; an answered one stays followed. Calls *from*
+//! the bridge (root channel on a bridge endpoint) open at once, as before.
+//!
 //! After a reconnect, [`Tracker::resync`] reconciles with the
 //! `CoreShowChannel` snapshot: calls that vanished end once, live calls not
 //! known open once, known ones are not reported again.
@@ -40,6 +52,10 @@ pub struct TrackerConfig {
     /// PJSIP endpoints that are trunks (e.g. `bridge`): a call from one is
     /// inbound whatever its context; a call answered by one is outbound.
     pub trunk_endpoints: HashSet<String>,
+    /// PJSIP endpoints of the bridge itself (`bridge`): a call that dials one
+    /// is the bridge's (never opened here); a call from one is followed.
+    /// Empty: no call is held (every call opens as soon as it can).
+    pub bridge_endpoints: HashSet<String>,
     /// PJSIP endpoint names of agents' extensions (`1001`, `1002`).
     pub known_extensions: HashSet<String>,
     /// Department PABX codes (`701`).
@@ -63,6 +79,11 @@ impl TrackerConfig {
 
     pub fn trunk(mut self, endpoint: &str) -> Self {
         self.trunk_endpoints.insert(endpoint.to_owned());
+        self
+    }
+
+    pub fn bridge(mut self, endpoint: &str) -> Self {
+        self.bridge_endpoints.insert(endpoint.to_owned());
         self
     }
 
@@ -125,6 +146,10 @@ pub enum CallDecision {
         /// when only the dialplan or a re-sync ended it.
         hangup_by: Option<Party>,
     },
+    /// The call went to the bridge before anyone answered: the bridge has
+    /// the attendance, the one opened for it here is withdrawn. Nothing else
+    /// is reported for this Linkedid.
+    CallToBridge { linkedid: String },
 }
 
 /// A side of a call: the root channel (who called) or any other leg.
@@ -153,7 +178,8 @@ impl CallDecision {
             CallDecision::CallOpened { linkedid, .. }
             | CallDecision::CallAnswered { linkedid, .. }
             | CallDecision::RecordingAnnounced { linkedid, .. }
-            | CallDecision::CallEnded { linkedid, .. } => linkedid,
+            | CallDecision::CallEnded { linkedid, .. }
+            | CallDecision::CallToBridge { linkedid } => linkedid,
         }
     }
 }
@@ -181,6 +207,13 @@ struct Call {
     root_cause: Option<HangupCause>,
     last_cause: Option<HangupCause>,
     hangup_by: Option<Party>,
+    /// Could have opened since then, held until it shows it is not the
+    /// bridge's call.
+    held_since: Option<SystemTime>,
+    /// Showed it is not going (only) to the bridge: opens when it can.
+    released: bool,
+    /// Dialed the bridge unanswered: the bridge's call, never (re)opened.
+    to_bridge: bool,
 }
 
 impl Call {
@@ -196,6 +229,9 @@ impl Call {
             root_cause: None,
             last_cause: None,
             hangup_by: None,
+            held_since: None,
+            released: false,
+            to_bridge: false,
         }
     }
 }
@@ -350,7 +386,7 @@ impl Tracker {
                     let root_came_up = name == "Newstate" && is_up(s.state);
                     self.touch(&s, at, out);
                     if root_came_up {
-                        self.root_up(s.linkedid, s.uniqueid, out);
+                        self.root_up(s.linkedid, s.uniqueid, at, out);
                     }
                 }
             }
@@ -372,7 +408,7 @@ impl Tracker {
             {
                 self.on_recording(ev, at, out);
             }
-            "Cdr" => self.on_cdr(ev, out),
+            "Cdr" => self.on_cdr(ev, at, out),
             _ => {}
         }
     }
@@ -413,6 +449,22 @@ impl Tracker {
         if call.root.is_none() || s.uniqueid == s.linkedid {
             call.root = Some(s.uniqueid.to_owned());
         }
+        if s.uniqueid != s.linkedid && !call.to_bridge {
+            // A leg the call created: the bridge, or someone else.
+            let bridge_leg =
+                endpoint_of(s.channel).is_some_and(|e| self.config.bridge_endpoints.contains(e));
+            if !bridge_leg {
+                call.released = true;
+            } else if call.answer.is_none() {
+                call.to_bridge = true;
+                if call.opened {
+                    call.opened = false;
+                    out.push(CallDecision::CallToBridge {
+                        linkedid: s.linkedid.to_owned(),
+                    });
+                }
+            }
+        }
         if !call.opened {
             let linkedid = s.linkedid.to_owned();
             self.try_open(&linkedid, at, out);
@@ -426,10 +478,16 @@ impl Tracker {
         let Some(root) = call.root.as_ref().and_then(|r| call.legs.get(r)) else {
             return;
         };
-        if call.opened || !is_real_exten(&root.exten) {
+        if call.opened || call.to_bridge || !is_real_exten(&root.exten) {
             return;
         }
         let cfg = &self.config;
+        let from_bridge = endpoint_of(&root.name).is_some_and(|e| cfg.bridge_endpoints.contains(e));
+        if !from_bridge && !call.released && !cfg.bridge_endpoints.is_empty() {
+            call.held_since.get_or_insert(at);
+            return;
+        }
+        let opened_at = call.held_since.unwrap_or(at);
         let callee = root.exten.clone();
         let from_trunk = endpoint_of(&root.name).is_some_and(|e| cfg.trunk_endpoints.contains(e));
         let direction = if from_trunk || cfg.inbound_contexts.contains(&root.context) {
@@ -451,7 +509,7 @@ impl Tracker {
             callee,
             direction,
             department_code,
-            opened_at: at,
+            opened_at,
         });
         Self::flush_pending(linkedid, call, out);
     }
@@ -477,7 +535,13 @@ impl Tracker {
         }
     }
 
-    fn answered(&mut self, linkedid: &str, agent: Option<String>, out: &mut Vec<CallDecision>) {
+    fn answered(
+        &mut self,
+        linkedid: &str,
+        agent: Option<String>,
+        at: SystemTime,
+        out: &mut Vec<CallDecision>,
+    ) {
         let Some(call) = self.calls.get_mut(linkedid) else {
             return;
         };
@@ -485,7 +549,25 @@ impl Tracker {
             return;
         }
         call.answer = Some(agent);
-        Self::flush_pending(linkedid, call, out);
+        if call.opened {
+            Self::flush_pending(linkedid, call, out);
+        } else {
+            // Answered here, not by the bridge: a held call opens now.
+            self.release(linkedid, at, out);
+        }
+    }
+
+    /// A held call turned out not to be the bridge's: open it (with the
+    /// time it could first have opened) and report what it learnt.
+    fn release(&mut self, linkedid: &str, at: SystemTime, out: &mut Vec<CallDecision>) {
+        let Some(call) = self.calls.get_mut(linkedid) else {
+            return;
+        };
+        if call.opened || call.to_bridge || call.held_since.is_none() {
+            return;
+        }
+        call.released = true;
+        self.try_open(linkedid, at, out);
     }
 
     fn agent_of(&self, channel: &str) -> Option<String> {
@@ -494,13 +576,18 @@ impl Tracker {
             .map(str::to_owned)
     }
 
-    fn root_up(&mut self, linkedid: &str, uniqueid: &str, out: &mut Vec<CallDecision>) {
-        let is_root_of_open_call = self
-            .calls
-            .get(linkedid)
-            .is_some_and(|c| c.opened && c.root.as_deref() == Some(uniqueid));
+    fn root_up(
+        &mut self,
+        linkedid: &str,
+        uniqueid: &str,
+        at: SystemTime,
+        out: &mut Vec<CallDecision>,
+    ) {
+        let is_root_of_open_call = self.calls.get(linkedid).is_some_and(|c| {
+            (c.opened || c.held_since.is_some()) && c.root.as_deref() == Some(uniqueid)
+        });
         if is_root_of_open_call {
-            self.answered(linkedid, None, out);
+            self.answered(linkedid, None, at, out);
         }
     }
 
@@ -522,7 +609,7 @@ impl Tracker {
         if answered && caller.is_some() {
             let agent = self.agent_of(dest.channel);
             let linkedid = dest.linkedid.to_owned();
-            self.answered(&linkedid, agent, out);
+            self.answered(&linkedid, agent, at, out);
         }
     }
 
@@ -546,6 +633,14 @@ impl Tracker {
         let (Some(uniqueid), Some(linkedid)) = (ev.get("Uniqueid"), ev.get("Linkedid")) else {
             return;
         };
+        let last_leg = self
+            .calls
+            .get(linkedid)
+            .is_some_and(|c| c.legs.len() == 1 && c.legs.contains_key(uniqueid));
+        if last_leg {
+            // A held call that ends without dialing the bridge was a call.
+            self.release(linkedid, at, out);
+        }
         let Some(call) = self.calls.get_mut(linkedid) else {
             return;
         };
@@ -574,6 +669,7 @@ impl Tracker {
         with_cause: bool,
         out: &mut Vec<CallDecision>,
     ) {
+        self.release(linkedid, at, out);
         let Some(call) = self.calls.remove(linkedid) else {
             return;
         };
@@ -627,7 +723,7 @@ impl Tracker {
         Self::flush_pending(s.linkedid, call, out);
     }
 
-    fn on_cdr(&mut self, ev: &Packet, out: &mut Vec<CallDecision>) {
+    fn on_cdr(&mut self, ev: &Packet, at: SystemTime, out: &mut Vec<CallDecision>) {
         let answered = ev
             .get("Disposition")
             .is_some_and(|d| d.eq_ignore_ascii_case("ANSWERED"));
@@ -642,7 +738,7 @@ impl Tracker {
             return;
         };
         let agent = ev.get("DestinationChannel").and_then(|c| self.agent_of(c));
-        self.answered(&linkedid, agent, out);
+        self.answered(&linkedid, agent, at, out);
     }
 
     /// Reconcile with the live channels read after a (re)connect: the
@@ -722,9 +818,10 @@ impl Tracker {
                 .is_some_and(|l| l.up);
             if let Some(chan) = agent_leg {
                 let agent = self.agent_of(&chan);
-                self.answered(linkedid, agent, &mut out);
-            } else if root_up && call.opened && call.legs.len() == 1 {
-                self.answered(linkedid, None, &mut out);
+                self.answered(linkedid, agent, at, &mut out);
+            } else if root_up && (call.opened || call.held_since.is_some()) && call.legs.len() == 1
+            {
+                self.answered(linkedid, None, at, &mut out);
             }
         }
         out

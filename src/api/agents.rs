@@ -35,16 +35,22 @@ impl Resource for Agents {
 
     async fn create(app: &App, input: AgentInput) -> Result<Agent, ApiError> {
         input.validate()?;
-        Ok(app.store().create_agent(&input).await?)
+        let done = app.store().create_agent(&input).await?;
+        app.numbering_plan_changed();
+        Ok(done)
     }
 
     async fn replace(app: &App, id: Id, input: AgentInput) -> Result<Agent, ApiError> {
         input.validate()?;
-        Ok(app.store().replace_agent(id, &input).await?)
+        let done = app.store().replace_agent(id, &input).await?;
+        app.numbering_plan_changed();
+        Ok(done)
     }
 
     async fn delete(app: &App, id: Id) -> Result<(), ApiError> {
-        Ok(app.store().delete_agent(id).await?)
+        app.store().delete_agent(id).await?;
+        app.numbering_plan_changed();
+        Ok(())
     }
 }
 

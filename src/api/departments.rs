@@ -27,15 +27,21 @@ impl Resource for Departments {
 
     async fn create(app: &App, input: DepartmentInput) -> Result<Department, ApiError> {
         input.validate()?;
-        Ok(app.store().create_department(&input).await?)
+        let done = app.store().create_department(&input).await?;
+        app.numbering_plan_changed();
+        Ok(done)
     }
 
     async fn replace(app: &App, id: Id, input: DepartmentInput) -> Result<Department, ApiError> {
         input.validate()?;
-        Ok(app.store().replace_department(id, &input).await?)
+        let done = app.store().replace_department(id, &input).await?;
+        app.numbering_plan_changed();
+        Ok(done)
     }
 
     async fn delete(app: &App, id: Id) -> Result<(), ApiError> {
-        Ok(app.store().delete_department(id).await?)
+        app.store().delete_department(id).await?;
+        app.numbering_plan_changed();
+        Ok(())
     }
 }

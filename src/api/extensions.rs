@@ -48,8 +48,10 @@ impl Resource for Extensions {
 }
 
 /// Makes the registrar see the change before the API answers, so a phone
-/// registering right after its extension is created is not refused.
+/// registering right after its extension is created is not refused; and
+/// tells the AMI client its numbering plan changed.
 async fn refresh_credentials(app: &App) {
+    app.numbering_plan_changed();
     if let Err(e) = app.reload_credentials().await {
         tracing::warn!(error = %e, "cannot reload SIP credentials after an extension change");
     }

@@ -29,16 +29,22 @@ impl Resource for Trunks {
 
     async fn create(app: &App, input: TrunkInput) -> Result<Trunk, ApiError> {
         input.validate(false)?;
-        Ok(app.store().create_trunk(&input).await?)
+        let done = app.store().create_trunk(&input).await?;
+        app.numbering_plan_changed();
+        Ok(done)
     }
 
     async fn replace(app: &App, id: Id, input: TrunkInput) -> Result<Trunk, ApiError> {
         let current = app.store().get_trunk(id).await?;
         input.validate(current.has_secret)?;
-        Ok(app.store().replace_trunk(id, &input).await?)
+        let done = app.store().replace_trunk(id, &input).await?;
+        app.numbering_plan_changed();
+        Ok(done)
     }
 
     async fn delete(app: &App, id: Id) -> Result<(), ApiError> {
-        Ok(app.store().delete_trunk(id).await?)
+        app.store().delete_trunk(id).await?;
+        app.numbering_plan_changed();
+        Ok(())
     }
 }

@@ -441,3 +441,212 @@ impl Store {
         self.get_attendance(protocol).await
     }
 }
+
+/// The AMI follower's writes, in one transaction per batch of decisions:
+/// one BEGIN/COMMIT (and on SQLite one WAL append) for a whole read of
+/// events instead of one per statement, and no re-read after an update
+/// (`RETURNING` gives what the caller needs). Dropped without
+/// [`AttendanceBatch::commit`], nothing of it is kept.
+pub struct AttendanceBatch {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+}
+
+impl Store {
+    /// Starts a batch. On SQLite the transaction takes the write lock at
+    /// once (`BEGIN IMMEDIATE`, waiting up to `busy_timeout`), so a batch
+    /// that reads first can never fail to upgrade to a writer.
+    pub async fn attendance_batch(&self) -> Result<AttendanceBatch, StoreError> {
+        let tx = match self.backend {
+            super::Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            super::Backend::Postgres => self.pool.begin().await?,
+        };
+        Ok(AttendanceBatch { tx })
+    }
+}
+
+impl AttendanceBatch {
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.tx.commit().await?;
+        Ok(())
+    }
+
+    /// The protocol of the call `call_ref` seen by `source`, if any.
+    pub async fn find_protocol(
+        &mut self,
+        source: CallSource,
+        call_ref: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query(
+            "SELECT protocol FROM attendances WHERE source = $1 AND call_ref = $2 \
+             ORDER BY opened_at DESC, protocol DESC LIMIT 1",
+        )
+        .bind(source.as_str())
+        .bind(call_ref)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        row.as_ref().map(|r| text(r, "protocol")).transpose()
+    }
+
+    /// As [`Store::open_attendance_once`]; returns the protocol and whether
+    /// it is new.
+    pub async fn open_once(
+        &mut self,
+        new: &NewAttendance,
+        tz: chrono_tz::Tz,
+    ) -> Result<(String, bool), StoreError> {
+        if let Some(call_ref) = new.call_ref.as_deref()
+            && let Some(found) = self.find_protocol(new.source, call_ref).await?
+        {
+            return Ok((found, false));
+        }
+        let protocol =
+            super::protocols::next_protocol_on(&mut self.tx, Protocol::day(new.opened_at, tz))
+                .await?;
+        let at = ms(new.opened_at);
+        let done = sqlx::query(
+            "INSERT INTO attendances (protocol, direction, status, department_id, agent_id, \
+             caller, callee, opened_at, source, transfers, last_activity_at, call_ref) \
+             VALUES ($1, $2, 'ringing', $3, $4, $5, $6, $7, $8, '[]', $7, $9) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(protocol.as_str())
+        .bind(new.direction.as_str())
+        .bind(new.department_id)
+        .bind(new.agent_id)
+        .bind(&new.caller)
+        .bind(&new.callee)
+        .bind(at)
+        .bind(new.source.as_str())
+        .bind(new.call_ref.as_deref())
+        .execute(&mut *self.tx)
+        .await?;
+        if done.rows_affected() == 1 {
+            return Ok((protocol.as_str().to_owned(), true));
+        }
+        // Another node opened it meanwhile (its row is committed now).
+        let call_ref = new.call_ref.as_deref().ok_or(StoreError::NotFound)?;
+        let found = self
+            .find_protocol(new.source, call_ref)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+        Ok((found, false))
+    }
+
+    /// As [`Store::mark_attendance_answered`], without reading it back;
+    /// returns whether this answer counted.
+    pub async fn mark_answered(
+        &mut self,
+        protocol: &str,
+        agent_id: Option<Id>,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE attendances SET status = 'in_progress', answered_at = $1, \
+             agent_id = COALESCE($2, agent_id), last_activity_at = $1 \
+             WHERE protocol = $3 AND status = 'ringing'",
+        )
+        .bind(ms(at))
+        .bind(agent_id)
+        .bind(protocol)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// As [`Store::link_remote_recording`].
+    pub async fn link_remote_recording(
+        &mut self,
+        protocol: &str,
+        path: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE attendances SET recording_remote_path = $1 \
+             WHERE protocol = $2 AND recording_remote_path IS NULL",
+        )
+        .bind(path)
+        .bind(protocol)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    /// The call ended. `close` given: closed with that reason in the same
+    /// statement. Returns `None` when it had already ended, else its status
+    /// and department after the update (to decide the close rule).
+    pub async fn mark_ended(
+        &mut self,
+        protocol: &str,
+        at: Timestamp,
+        close: Option<CloseReason>,
+    ) -> Result<Option<(AttendanceStatus, Option<Id>)>, StoreError> {
+        // An attendance without `ended_at` is never closed (every close
+        // sets it), so closing here needs no other condition.
+        let row = match close {
+            None => {
+                sqlx::query(
+                    "UPDATE attendances SET ended_at = $1, last_activity_at = $1 \
+                     WHERE protocol = $2 AND ended_at IS NULL \
+                     RETURNING status, department_id",
+                )
+                .bind(ms(at))
+                .bind(protocol)
+                .fetch_optional(&mut *self.tx)
+                .await?
+            }
+            Some(reason) => {
+                sqlx::query(
+                    "UPDATE attendances SET ended_at = $1, last_activity_at = $1, \
+                     status = 'closed', close_reason = $2, closed_at = $1 \
+                     WHERE protocol = $3 AND ended_at IS NULL \
+                     RETURNING status, department_id",
+                )
+                .bind(ms(at))
+                .bind(reason.as_str())
+                .bind(protocol)
+                .fetch_optional(&mut *self.tx)
+                .await?
+            }
+        };
+        row.map(|r| Ok((parsed(&r, "status")?, opt_int(&r, "department_id")?)))
+            .transpose()
+    }
+
+    /// As [`Store::close_attendance_if_open`].
+    pub async fn close_if_open(
+        &mut self,
+        protocol: &str,
+        reason: CloseReason,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE attendances SET status = 'closed', close_reason = $1, closed_at = $2, \
+             ended_at = COALESCE(ended_at, $2), last_activity_at = $2 \
+             WHERE protocol = $3 AND status <> 'closed'",
+        )
+        .bind(reason.as_str())
+        .bind(ms(at))
+        .bind(protocol)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Withdraws the attendance of a call that turned out to be another
+    /// engine's (an Asterisk call that dialed the bridge, which opens its
+    /// own): deleted unless someone answered it. Returns its protocol.
+    pub async fn discard_unanswered(
+        &mut self,
+        source: CallSource,
+        call_ref: &str,
+    ) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query(
+            "DELETE FROM attendances WHERE source = $1 AND call_ref = $2 \
+             AND answered_at IS NULL RETURNING protocol",
+        )
+        .bind(source.as_str())
+        .bind(call_ref)
+        .fetch_optional(&mut *self.tx)
+        .await?;
+        row.as_ref().map(|r| text(r, "protocol")).transpose()
+    }
+}

@@ -28,7 +28,7 @@ mod tokens;
 mod trunks;
 mod webhooks;
 
-pub use attendances::{AttendanceFilter, NewAttendance};
+pub use attendances::{AttendanceBatch, AttendanceFilter, NewAttendance};
 pub use directory::{CallDirectory, DepartmentRef};
 pub use error::StoreError;
 pub use idempotency::StoredResponse;
@@ -55,6 +55,9 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// Alive while any clone of this store is: the SQLite checkpointer
+    /// stops when it is gone.
+    alive: std::sync::Arc<()>,
 }
 
 impl Store {
@@ -81,14 +84,28 @@ impl Store {
                         conn.execute("PRAGMA busy_timeout = 10000").await?;
                         conn.execute("PRAGMA foreign_keys = ON").await?;
                         conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        // WAL checkpoints (and their fsyncs) run in the
+                        // background (`checkpointer`), not inside a
+                        // committing writer; this is only the safety net.
+                        conn.execute("PRAGMA wal_autocheckpoint = 10000").await?;
                     }
                     Ok(())
                 })
             })
             .connect(url)
             .await?;
-        let store = Self { pool, backend };
+        let store = Self {
+            pool,
+            backend,
+            alive: std::sync::Arc::new(()),
+        };
         store.migrate().await?;
+        if backend == Backend::Sqlite {
+            tokio::spawn(checkpointer(
+                store.pool.clone(),
+                std::sync::Arc::downgrade(&store.alive),
+            ));
+        }
         Ok(store)
     }
 
@@ -116,6 +133,30 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// Moves the SQLite WAL into the database file twice a second
+/// (`PASSIVE`: never blocks readers or writers), on its own pool
+/// connection, so no committing writer (the AMI follower, the API) runs a
+/// checkpoint and its fsyncs itself. Each checkpoint's fsync can still
+/// stall concurrent writes for a few ms (the file system's journal), so
+/// they are kept small. Ends when every clone of the store is dropped or
+/// it is closed.
+async fn checkpointer(pool: AnyPool, alive: std::sync::Weak<()>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if alive.strong_count() == 0 || pool.is_closed() {
+            return;
+        }
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+            .execute(&pool)
+            .await
+        {
+            tracing::debug!(error = %e, "SQLite WAL checkpoint skipped");
+        }
     }
 }
 

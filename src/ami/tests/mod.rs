@@ -6,4 +6,5 @@ mod fixtures;
 mod props;
 mod session_sim;
 mod support;
+mod tracker_bridge;
 mod tracker_scenarios;
