@@ -4,6 +4,7 @@
 //! `endpoint` are the thin tokio layer that feeds them.
 
 pub mod auth;
+pub mod dialog;
 pub mod endpoint;
 pub mod message;
 pub mod registrar;
