@@ -315,11 +315,9 @@ both!(
         let mut phone = Phone::new(srv.sip).await;
         let port = phone.port();
         // The phone believes it is 10.0.0.7 (behind NAT) and asks for rport.
-        let text = format!(
-            "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.7:5060;rport;branch=z9hG4bKnat1\r\n\
+        let text = "OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.7:5060;rport;branch=z9hG4bKnat1\r\n\
          Max-Forwards: 70\r\nFrom: <sip:nat@127.0.0.1>;tag=n\r\nTo: <sip:127.0.0.1>\r\n\
-         Call-ID: nat1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
-        );
+         Call-ID: nat1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n".to_owned();
         let answer = phone
             .send(text)
             .await

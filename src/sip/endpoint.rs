@@ -122,6 +122,16 @@ impl SipEndpoint {
             Checked::Request(mut request) => {
                 stamp_source(&mut request, source);
                 trace_message("in", &request, source);
+                if request.method() == Some(&Method::Options) {
+                    // Keep-alive pings are answered statelessly (RFC 3261
+                    // §8.2.7): a retransmission just gets the same answer,
+                    // and thousands of pings a second hold no transaction
+                    // state for 32 s each.
+                    if let Some(response) = options_response(&request) {
+                        self.layer.transmit_stateless(response, source, transport);
+                    }
+                    return;
+                }
                 self.layer.on_request(request, source, transport, now);
             }
             Checked::Response(response) => {
@@ -220,14 +230,6 @@ impl SipEndpoint {
                 self.publish_changes(&handled.changes);
                 handled.response
             }
-            Some(Method::Options) => response_to(&request, 200, None)
-                .and_then(|b| {
-                    b.to_tag(&tag_for(&key))
-                        .header("Allow", ALLOW)
-                        .header("Accept", "application/sdp")
-                        .build()
-                })
-                .ok(),
             Some(Method::Cancel) => {
                 // Only INVITEs are cancelled, and none is accepted yet.
                 let status = if cancels.is_some() { 200 } else { 481 };
@@ -349,6 +351,23 @@ fn stamp_source(request: &mut SipMessage, source: SocketAddr) {
 
 async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+/// 200 to OPTIONS, with a To tag derived from the request so a
+/// retransmission gets the identical answer.
+fn options_response(request: &SipMessage) -> Option<bytes::Bytes> {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    request.call_id().unwrap_or_default().hash(&mut h);
+    request.top_via().ok()?.branch.hash(&mut h);
+    response_to(request, 200, None)
+        .and_then(|b| {
+            b.to_tag(&format!("po{:x}", h.finish()))
+                .header("Allow", ALLOW)
+                .header("Accept", "application/sdp")
+                .to_bytes()
+        })
+        .ok()
 }
 
 /// A To tag for our responses, stable per transaction so retransmitted

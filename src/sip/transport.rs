@@ -120,12 +120,28 @@ impl SipTransport {
     }
 }
 
+/// Kernel receive buffer asked for the UDP socket: a burst of thousands of
+/// REGISTERs must wait in the kernel rather than be dropped (the default
+/// ~200 KB holds a few hundred datagrams).
+const UDP_RECV_BUFFER: usize = 8 * 1024 * 1024;
+
+fn udp_socket(addr: SocketAddr) -> io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if let Err(e) = socket.set_recv_buffer_size(UDP_RECV_BUFFER) {
+        tracing::debug!(error = %e, "cannot enlarge the SIP UDP receive buffer");
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
+}
+
 /// UDP and TCP on the same port. With port 0 the kernel picks UDP's, and
 /// that number may be taken for TCP: then another is tried.
 async fn bind_pair(addr: SocketAddr) -> io::Result<(UdpSocket, TcpListener)> {
     let mut attempts = 0;
     loop {
-        let udp = UdpSocket::bind(addr).await?;
+        let udp = udp_socket(addr)?;
         match TcpListener::bind(udp.local_addr()?).await {
             Ok(tcp) => return Ok((udp, tcp)),
             Err(e) if addr.port() == 0 && attempts < 20 => {

@@ -5,9 +5,14 @@ use std::net::SocketAddr;
 
 use super::bindings::{Binding, BindingChange, BindingTable};
 use crate::sip::auth::{
-    Algorithm, AuthOutcome, Authenticator, Credentials, FailReason, LockedAddress, Lockout,
-    LockoutConfig, VerifyRequest,
+    Algorithm, AuthOutcome, Authenticator, AuthenticatorConfig, Credentials, FailReason,
+    LockedAddress, Lockout, LockoutConfig, NonceIssuer, VerifyRequest,
 };
+
+/// Nonces whose counts are tracked for replay. A nonce forgotten is
+/// answered `stale`, so this must exceed the nonces issued per lifetime
+/// second at the busiest: 64k covers thousands of registrations a second.
+const NONCE_COUNTS: usize = 65_536;
 use crate::sip::message::{Contacts, Method, SipMessage, Uri, response_to};
 use crate::sip::transaction::Transport;
 
@@ -81,7 +86,13 @@ impl Registrar {
         let lifetime = std::time::Duration::from_secs(300);
         Self {
             lockout: Lockout::new(config.lockout.clone()),
-            auth: Authenticator::with_key(key, lifetime),
+            auth: Authenticator::new(
+                NonceIssuer::new(key, lifetime),
+                AuthenticatorConfig {
+                    nc_capacity: NONCE_COUNTS,
+                    ..AuthenticatorConfig::default()
+                },
+            ),
             config,
             bindings: BindingTable::default(),
             tag_seq: 0,
