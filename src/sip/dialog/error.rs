@@ -34,6 +34,9 @@ pub enum DialogError {
     /// `cancel_for`); a UAS must not send BYE in an early dialog (§15).
     #[error("{0} cannot be sent with Dialog::request here")]
     Method(Method),
+    /// An INVITE transaction of the dialog is in progress (§14.1).
+    #[error("another INVITE of this dialog is in progress")]
+    InvitePending,
     /// The local CSeq reached 2^32-1 (§8.1.1.5).
     #[error("the local CSeq space is exhausted")]
     CSeqExhausted,

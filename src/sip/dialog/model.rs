@@ -105,21 +105,31 @@ pub enum DialogRole {
 pub struct Rejection {
     pub status: u16,
     pub reason: &'static str,
+    /// Seconds for a `Retry-After` header (§14.2's 500 to an overlapping
+    /// INVITE).
+    pub retry_after: Option<u32>,
 }
 
 impl Rejection {
-    const OUT_OF_ORDER: Rejection = Rejection {
-        status: 500,
-        reason: "CSeq Out of Order",
-    };
-    const NO_DIALOG: Rejection = Rejection {
-        status: 481,
-        reason: "Call/Transaction Does Not Exist",
-    };
+    const OUT_OF_ORDER: Rejection = Rejection::new(500, "CSeq Out of Order");
+    const NO_DIALOG: Rejection = Rejection::new(481, "Call/Transaction Does Not Exist");
+    const GLARE: Rejection = Rejection::new(491, "Request Pending");
+
+    pub const fn new(status: u16, reason: &'static str) -> Rejection {
+        Rejection {
+            status,
+            reason,
+            retry_after: None,
+        }
+    }
 
     /// The response to `request` (§8.2.6.2 headers copied).
     pub fn response(&self, request: &SipMessage) -> Result<SipMessage, BuildError> {
-        response_to(request, self.status, Some(self.reason))?.build()
+        let b = response_to(request, self.status, Some(self.reason))?;
+        match self.retry_after {
+            Some(s) => b.header("Retry-After", s).build(),
+            None => b.build(),
+        }
     }
 }
 
@@ -160,6 +170,10 @@ pub struct Dialog {
     local_invite_seq: Option<u32>,
     /// CSeq of the last INVITE received in (or creating) this dialog.
     remote_invite_seq: Option<u32>,
+    /// Our INVITE has no final response yet (§14.1).
+    local_invite_pending: bool,
+    /// We have not sent the final response to the peer's INVITE (§14.2).
+    remote_invite_pending: bool,
     /// The ACK last built, by the CSeq of the INVITE it acknowledges: a
     /// retransmitted 2xx gets the same ACK again (§13.2.2.4).
     last_ack: Option<(u32, SipMessage)>,
@@ -262,6 +276,8 @@ impl Dialog {
             local,
             local_invite_seq: None,
             remote_invite_seq: Some(cseq.seq),
+            local_invite_pending: false,
+            remote_invite_pending: status < 200,
             last_ack: None,
             protocol: None,
         })
@@ -347,6 +363,8 @@ impl Dialog {
             local,
             local_invite_seq: Some(cseq.seq),
             remote_invite_seq: None,
+            local_invite_pending: status < 200,
+            remote_invite_pending: false,
             last_ack: None,
             protocol: invite
                 .header(X_PROTOCOL)
@@ -407,6 +425,12 @@ impl Dialog {
         self.protocol = Some(protocol.to_owned());
     }
 
+    /// An INVITE transaction of this dialog, in either direction, has no
+    /// final response yet: no new INVITE may be sent (§14.1).
+    pub fn invite_pending(&self) -> bool {
+        self.local_invite_pending || self.remote_invite_pending
+    }
+
     /// Ends the dialog (we sent or received a final answer that ends it,
     /// or the call was torn down otherwise).
     pub fn terminate(&mut self) {
@@ -431,8 +455,10 @@ impl Dialog {
     ///
     /// ACK (use `ack_for_2xx`) and CANCEL (use `cancel_for`) are refused, so
     /// is anything on a terminated dialog and BYE from a UAS on an early
-    /// dialog (§15).  Building a BYE terminates the dialog.  An INVITE
-    /// carries Contact and `X-Protocol` (see `set_protocol`).
+    /// dialog (§15), and an INVITE while another INVITE transaction of the
+    /// dialog is in progress (§14.1).  Building a BYE terminates the
+    /// dialog.  An INVITE carries Contact and `X-Protocol` (see
+    /// `set_protocol`).
     pub fn request_builder(
         &mut self,
         method: Method,
@@ -447,6 +473,9 @@ impl Dialog {
         if method == Method::Bye && self.role == DialogRole::Uas && self.state == DialogState::Early
         {
             return Err(DialogError::Method(method));
+        }
+        if method == Method::Invite && self.invite_pending() {
+            return Err(DialogError::InvitePending);
         }
         let seq = match self.local_seq {
             None => 1,
@@ -465,7 +494,10 @@ impl Dialog {
         }
         self.local_seq = Some(seq);
         match method {
-            Method::Invite => self.local_invite_seq = Some(seq),
+            Method::Invite => {
+                self.local_invite_seq = Some(seq);
+                self.local_invite_pending = true;
+            }
             Method::Bye => self.state = DialogState::Terminated,
             _ => {}
         }
@@ -564,6 +596,10 @@ impl Dialog {
             return Err(DialogError::Mismatch("dialog id"));
         }
         let cseq = response.cseq()?;
+        let our_invite = cseq.method == Method::Invite && Some(cseq.seq) == self.local_invite_seq;
+        if our_invite && status >= 200 {
+            self.local_invite_pending = false;
+        }
         if self.state == DialogState::Terminated {
             return Ok(self.state);
         }
@@ -571,7 +607,6 @@ impl Dialog {
             self.state = DialogState::Terminated;
             return Ok(self.state);
         }
-        let our_invite = cseq.method == Method::Invite && Some(cseq.seq) == self.local_invite_seq;
         let refreshes = (our_invite && status < 300)
             || (cseq.method == Method::Update && (200..300).contains(&status));
         if refreshes && let Some(uri) = contact_uri(response)? {
@@ -597,10 +632,12 @@ impl Dialog {
     pub fn on_sent_response(&mut self, response: &SipMessage) -> Result<DialogState, DialogError> {
         let status = response.status().ok_or(DialogError::NotAResponse)?;
         let cseq = response.cseq()?;
-        if self.state == DialogState::Early
-            && cseq.method == Method::Invite
-            && Some(cseq.seq) == self.remote_invite_seq
-        {
+        let their_invite =
+            cseq.method == Method::Invite && Some(cseq.seq) == self.remote_invite_seq;
+        if their_invite && status >= 200 {
+            self.remote_invite_pending = false;
+        }
+        if their_invite && self.state == DialogState::Early {
             if (200..300).contains(&status) {
                 self.state = DialogState::Confirmed;
             } else if status >= 300 {
@@ -616,7 +653,11 @@ impl Dialog {
     /// retransmission, which the transaction layer absorbs, so it is
     /// refused too), records the remote CSeq, refreshes the remote target
     /// on re-INVITE/UPDATE with a Contact, and terminates on BYE.  ACK and
-    /// CANCEL never move the remote CSeq.
+    /// CANCEL never move the remote CSeq.  A re-INVITE while our INVITE is
+    /// in progress is refused 491 (§14.2, glare); while the peer's previous
+    /// INVITE has no final response from us (tell the dialog with
+    /// `on_sent_response`), 500 with Retry-After 0..=10 s derived from the
+    /// CSeq (§14.2).
     pub fn on_request(&mut self, request: &SipMessage) -> RequestDecision {
         let Some(method) = request.method() else {
             return RequestDecision::Drop;
@@ -626,10 +667,7 @@ impl Dialog {
             if is_ack {
                 RequestDecision::Drop
             } else {
-                RequestDecision::Reject(Rejection {
-                    status: 400,
-                    reason,
-                })
+                RequestDecision::Reject(Rejection::new(400, reason))
             }
         };
         let Ok(cseq) = request.cseq() else {
@@ -663,6 +701,17 @@ impl Dialog {
                 if self.remote_seq.is_some_and(|r| cseq.seq <= r) {
                     return RequestDecision::Reject(Rejection::OUT_OF_ORDER);
                 }
+                if *method == Method::Invite {
+                    if self.local_invite_pending {
+                        return RequestDecision::Reject(Rejection::GLARE);
+                    }
+                    if self.remote_invite_pending {
+                        return RequestDecision::Reject(Rejection {
+                            retry_after: Some(cseq.seq % 11),
+                            ..Rejection::new(500, "Previous INVITE Pending")
+                        });
+                    }
+                }
                 let new_target = if is_target_refresh(method) {
                     match contact_uri(request) {
                         Ok(t) => t,
@@ -677,7 +726,10 @@ impl Dialog {
                     self.remote_target = t;
                 }
                 match method {
-                    Method::Invite => self.remote_invite_seq = Some(cseq.seq),
+                    Method::Invite => {
+                        self.remote_invite_seq = Some(cseq.seq);
+                        self.remote_invite_pending = true;
+                    }
                     Method::Bye => self.state = DialogState::Terminated,
                     _ => {}
                 }

@@ -321,10 +321,7 @@ fn out_of_order_cseq_is_500() {
     let decision = d.on_request(&req);
     assert_eq!(
         decision,
-        RequestDecision::Reject(Rejection {
-            status: 500,
-            reason: "CSeq Out of Order"
-        })
+        RequestDecision::Reject(Rejection::new(500, "CSeq Out of Order"))
     );
     let RequestDecision::Reject(r) = decision else {
         unreachable!()
@@ -407,6 +404,13 @@ fn reinvite_refreshes_the_remote_target() {
         d.remote_target().to_string(),
         "sip:+5511999990000@203.0.113.99:5070"
     );
+    // We answer it (2xx), which ends that INVITE transaction.
+    let ok = Dialog::dialog_response(&hold, 200, "b2b-1", &bridge().contact)
+        .unwrap()
+        .build()
+        .unwrap();
+    assert_eq!(d.on_sent_response(&ok), Ok(DialogState::Confirmed));
+    assert!(!d.invite_pending());
     // Its ACK is recognised by the new CSeq.
     assert_eq!(
         d.on_request(&in_dialog("ACK", 103, "caller-1", "b2b-1", "")),
@@ -798,4 +802,52 @@ fn secure_flag_needs_sips_and_tls() {
     let ok = answer(&invite, 200, "s", "<sips:1001@198.51.100.7:5061>", &[]);
     assert!(Dialog::uac(&invite, &ok, tls).unwrap().secure());
     assert!(!Dialog::uac(&invite, &ok, bridge()).unwrap().secure());
+}
+
+#[test]
+fn overlapping_invites_491_and_500() {
+    let (_, _, mut d) = caller_dialog(200);
+    let mut ids = CounterIds::new("g");
+    let ours = d.request(Method::Invite, &mut ids).unwrap();
+    assert!(d.invite_pending());
+    assert_eq!(
+        d.request(Method::Invite, &mut ids),
+        Err(DialogError::InvitePending)
+    );
+    let contact = "Contact: <sip:c@203.0.113.5>\r\n";
+    // Glare: their re-INVITE while ours is in progress.
+    let theirs = in_dialog("INVITE", 102, "caller-1", "b2b-1", contact);
+    assert_eq!(
+        d.on_request(&theirs),
+        RequestDecision::Reject(Rejection::new(491, "Request Pending"))
+    );
+    assert_eq!(d.remote_seq(), Some(101));
+    // Our INVITE gets its final (491 from them, say): theirs may come now.
+    let resp = response_to(&ours, 491, None).unwrap().build().unwrap();
+    assert_eq!(d.on_response(&resp), Ok(DialogState::Confirmed));
+    assert!(!d.invite_pending());
+    let theirs = in_dialog("INVITE", 103, "caller-1", "b2b-1", contact);
+    assert!(matches!(
+        d.on_request(&theirs),
+        RequestDecision::Accept { .. }
+    ));
+    // A second one before we answered the first: 500 + Retry-After.
+    let again = in_dialog("INVITE", 104, "caller-1", "b2b-1", contact);
+    let RequestDecision::Reject(r) = d.on_request(&again) else {
+        panic!("expected a rejection")
+    };
+    assert_eq!(r.status, 500);
+    let secs = r.retry_after.unwrap();
+    assert!(secs <= 10);
+    let resp = r.response(&again).unwrap();
+    assert_eq!(header(&resp, "Retry-After"), secs.to_string());
+    // Non-INVITE requests are not affected.
+    assert!(matches!(
+        d.on_request(&in_dialog("INFO", 105, "caller-1", "b2b-1", "")),
+        RequestDecision::Accept { .. }
+    ));
+    assert_eq!(
+        d.request(Method::Invite, &mut ids),
+        Err(DialogError::InvitePending)
+    );
 }

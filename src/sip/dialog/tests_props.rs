@@ -258,7 +258,8 @@ proptest! {
                             prop_assert!(
                                 before == DialogState::Terminated
                                     || matches!(m, Method::Ack | Method::Cancel)
-                                    || (m == Method::Bye && before == DialogState::Early),
+                                    || (m == Method::Bye && before == DialogState::Early)
+                                    || (m == Method::Invite && d.invite_pending()),
                                 "unexpected {e}"
                             );
                             prop_assert_eq!(d.local_seq(), last_local);
@@ -281,7 +282,7 @@ proptest! {
                             }
                             RequestDecision::Reject(r) => {
                                 prop_assert!(!moved);
-                                prop_assert!(matches!(r.status, 400 | 481 | 500));
+                                prop_assert!(matches!(r.status, 400 | 481 | 491 | 500));
                                 // The rejection can be answered when the
                                 // message has the headers to copy.
                                 let _ = r.response(&msg);
