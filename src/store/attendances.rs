@@ -83,23 +83,12 @@ impl Store {
         tz: chrono_tz::Tz,
     ) -> Result<Attendance, StoreError> {
         let protocol = self.next_protocol(Protocol::day(new.opened_at, tz)).await?;
-        let at = ms(new.opened_at);
-        sqlx::query(
-            "INSERT INTO attendances (protocol, direction, status, department_id, agent_id, \
-             caller, callee, opened_at, source, transfers, last_activity_at, call_ref) \
-             VALUES ($1, $2, 'ringing', $3, $4, $5, $6, $7, $8, '[]', $7, $9)",
-        )
-        .bind(protocol.as_str())
-        .bind(new.direction.as_str())
-        .bind(new.department_id)
-        .bind(new.agent_id)
-        .bind(&new.caller)
-        .bind(&new.callee)
-        .bind(at)
-        .bind(new.source.as_str())
-        .bind(new.call_ref.as_deref())
-        .execute(&self.pool)
-        .await?;
+        if !insert_ringing(&self.pool, &protocol, new).await? {
+            return Err(StoreError::Conflict(format!(
+                "protocol {protocol} or call {:?} is already open",
+                new.call_ref
+            )));
+        }
         self.get_attendance(protocol.as_str()).await
     }
 
@@ -308,25 +297,8 @@ impl Store {
             return Ok((found, false));
         }
         let protocol = self.next_protocol(Protocol::day(new.opened_at, tz)).await?;
-        let at = ms(new.opened_at);
-        let done = sqlx::query(
-            "INSERT INTO attendances (protocol, direction, status, department_id, agent_id, \
-             caller, callee, opened_at, source, transfers, last_activity_at, call_ref) \
-             VALUES ($1, $2, 'ringing', $3, $4, $5, $6, $7, $8, '[]', $7, $9) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(protocol.as_str())
-        .bind(new.direction.as_str())
-        .bind(new.department_id)
-        .bind(new.agent_id)
-        .bind(&new.caller)
-        .bind(&new.callee)
-        .bind(at)
-        .bind(new.source.as_str())
-        .bind(call_ref)
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() == 1 {
+        let inserted = insert_ringing(&self.pool, &protocol, new).await?;
+        if inserted {
             return Ok((self.get_attendance(protocol.as_str()).await?, true));
         }
         let found = self
@@ -502,25 +474,8 @@ impl AttendanceBatch {
         let protocol =
             super::protocols::next_protocol_on(&mut self.tx, Protocol::day(new.opened_at, tz))
                 .await?;
-        let at = ms(new.opened_at);
-        let done = sqlx::query(
-            "INSERT INTO attendances (protocol, direction, status, department_id, agent_id, \
-             caller, callee, opened_at, source, transfers, last_activity_at, call_ref) \
-             VALUES ($1, $2, 'ringing', $3, $4, $5, $6, $7, $8, '[]', $7, $9) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(protocol.as_str())
-        .bind(new.direction.as_str())
-        .bind(new.department_id)
-        .bind(new.agent_id)
-        .bind(&new.caller)
-        .bind(&new.callee)
-        .bind(at)
-        .bind(new.source.as_str())
-        .bind(new.call_ref.as_deref())
-        .execute(&mut *self.tx)
-        .await?;
-        if done.rows_affected() == 1 {
+        let inserted = insert_ringing(&mut *self.tx, &protocol, new).await?;
+        if inserted {
             return Ok((protocol.as_str().to_owned(), true));
         }
         // Another node opened it meanwhile (its row is committed now).
@@ -649,4 +604,35 @@ impl AttendanceBatch {
         .await?;
         row.as_ref().map(|r| text(r, "protocol")).transpose()
     }
+}
+
+/// Persists a new attendance in `ringing` (before anyone is rung). `false`
+/// when a row with this protocol, or an open one for the same call, is
+/// already there.
+async fn insert_ringing<'e, E>(
+    executor: E,
+    protocol: &Protocol,
+    new: &NewAttendance,
+) -> Result<bool, StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let done = sqlx::query(
+        "INSERT INTO attendances (protocol, direction, status, department_id, agent_id, \
+         caller, callee, opened_at, source, transfers, last_activity_at, call_ref) \
+         VALUES ($1, $2, 'ringing', $3, $4, $5, $6, $7, $8, '[]', $7, $9) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(protocol.as_str())
+    .bind(new.direction.as_str())
+    .bind(new.department_id)
+    .bind(new.agent_id)
+    .bind(&new.caller)
+    .bind(&new.callee)
+    .bind(ms(new.opened_at))
+    .bind(new.source.as_str())
+    .bind(new.call_ref.as_deref())
+    .execute(executor)
+    .await?;
+    Ok(done.rows_affected() == 1)
 }
