@@ -502,7 +502,13 @@ impl Ring {
             }
             RingStrategy::Overflow => {
                 let mut queue: VecDeque<Id> = agents.into();
-                let first = queue.pop_front().expect("a non-empty ring list");
+                // The caller overflows before an empty list gets here; if
+                // one ever did, nobody can answer.
+                let Some(first) = queue.pop_front() else {
+                    return self.finish(Outcome::NoAnswer {
+                        department: department.id,
+                    });
+                };
                 self.ring(department.id, vec![first]);
                 self.phase = Phase::Sequential {
                     current: first,
