@@ -136,7 +136,9 @@ impl Store {
     }
 }
 
-/// Moves the SQLite WAL into the database file twice a second
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
+/// Moves the SQLite WAL into the database file every 100 ms
 /// (`PASSIVE`: never blocks readers or writers), on its own pool
 /// connection, so no committing writer (the AMI follower, the API) runs a
 /// checkpoint and its fsyncs itself. Each checkpoint's fsync can still
@@ -144,7 +146,7 @@ impl Store {
 /// they are kept small. Ends when every clone of the store is dropped or
 /// it is closed.
 async fn checkpointer(pool: AnyPool, alive: std::sync::Weak<()>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
