@@ -159,17 +159,7 @@ impl Store {
         reason: CloseReason,
         at: Timestamp,
     ) -> Result<Attendance, StoreError> {
-        let done = sqlx::query(
-            "UPDATE attendances SET status = 'closed', close_reason = $1, closed_at = $2, \
-             ended_at = COALESCE(ended_at, $2), last_activity_at = $2 \
-             WHERE protocol = $3 AND status <> 'closed'",
-        )
-        .bind(reason.as_str())
-        .bind(ms(at))
-        .bind(protocol)
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() == 0 {
+        if !self.close_attendance_if_open(protocol, reason, at).await? {
             let current = self.get_attendance(protocol).await?;
             return Err(StoreError::Conflict(format!(
                 "attendance {} is already closed ({})",

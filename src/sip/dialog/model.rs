@@ -232,21 +232,7 @@ impl Dialog {
         response: &SipMessage,
         local: LocalParty,
     ) -> Result<Dialog, DialogError> {
-        if invite.method() != Some(&Method::Invite) {
-            return Err(DialogError::Mismatch("not an INVITE"));
-        }
-        let status = response.status().ok_or(DialogError::NotAResponse)?;
-        if !(101..=299).contains(&status) {
-            return Err(DialogError::NotDialogCreating(status));
-        }
-        let call_id = invite.call_id()?;
-        if response.call_id()? != call_id {
-            return Err(DialogError::Mismatch("Call-ID"));
-        }
-        let cseq = invite.cseq()?;
-        if response.cseq()? != cseq {
-            return Err(DialogError::Mismatch("CSeq"));
-        }
+        let (status, call_id, cseq) = dialog_creating_pair(invite, response)?;
         let to = response.to()?;
         let local_tag = to.tag().ok_or(DialogError::NoToTag)?.to_owned();
         let from = invite.from()?;
@@ -308,21 +294,7 @@ impl Dialog {
         response: &SipMessage,
         local: LocalParty,
     ) -> Result<Dialog, DialogError> {
-        if invite.method() != Some(&Method::Invite) {
-            return Err(DialogError::Mismatch("not an INVITE"));
-        }
-        let status = response.status().ok_or(DialogError::NotAResponse)?;
-        if !(101..=299).contains(&status) {
-            return Err(DialogError::NotDialogCreating(status));
-        }
-        let call_id = invite.call_id()?;
-        if response.call_id()? != call_id {
-            return Err(DialogError::Mismatch("Call-ID"));
-        }
-        let cseq = invite.cseq()?;
-        if response.cseq()? != cseq {
-            return Err(DialogError::Mismatch("CSeq"));
-        }
+        let (status, call_id, cseq) = dialog_creating_pair(invite, response)?;
         let from = invite.from()?;
         let local_tag = from
             .tag()
@@ -737,4 +709,29 @@ impl Dialog {
             }
         }
     }
+}
+
+/// Checks that `response` is a dialog-creating answer (101..=299) to the
+/// INVITE `invite`, as both sides require (§12.1.1, §12.1.2), and gives
+/// back its status, Call-ID and CSeq.
+fn dialog_creating_pair<'a>(
+    invite: &'a SipMessage,
+    response: &SipMessage,
+) -> Result<(u16, &'a str, super::message::CSeq), DialogError> {
+    if invite.method() != Some(&Method::Invite) {
+        return Err(DialogError::Mismatch("not an INVITE"));
+    }
+    let status = response.status().ok_or(DialogError::NotAResponse)?;
+    if !(101..=299).contains(&status) {
+        return Err(DialogError::NotDialogCreating(status));
+    }
+    let call_id = invite.call_id()?;
+    if response.call_id()? != call_id {
+        return Err(DialogError::Mismatch("Call-ID"));
+    }
+    let cseq = invite.cseq()?;
+    if response.cseq()? != cseq {
+        return Err(DialogError::Mismatch("CSeq"));
+    }
+    Ok((status, call_id, cseq))
 }
