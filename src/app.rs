@@ -38,6 +38,8 @@ struct Inner {
     /// trunks), bumped by every API change so the call engines re-read it
     /// at once instead of at their next periodic refresh.
     numbering_plan: tokio::sync::watch::Sender<u64>,
+    calls: crate::calls::LiveCalls,
+    traces: crate::calls::SipTraces,
 }
 
 impl App {
@@ -57,6 +59,8 @@ impl App {
             credentials: RwLock::new(HashMap::new()),
             ami: AmiHandle::new(),
             numbering_plan: tokio::sync::watch::Sender::new(0),
+            calls: crate::calls::LiveCalls::new(),
+            traces: crate::calls::SipTraces::new(500, 10_000, std::time::Duration::from_secs(3600)),
         }))
     }
 
@@ -168,6 +172,45 @@ impl App {
     /// Wakes (`changed()`) after every [`App::numbering_plan_changed`].
     pub fn numbering_plan_watch(&self) -> tokio::sync::watch::Receiver<u64> {
         self.0.numbering_plan.subscribe()
+    }
+
+    /// The plan generation now (see [`App::numbering_plan_changed`]).
+    pub fn numbering_plan_generation(&self) -> u64 {
+        *self.0.numbering_plan.borrow()
+    }
+
+    /// Where extension `number` is registered (its bindings), for calls.
+    pub fn bindings_of(&self, number: &str) -> Vec<crate::domain::Registration> {
+        self.0
+            .registrations
+            .read()
+            .map(|r| {
+                r.items
+                    .iter()
+                    .filter(|b| b.extension == number)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The extensions registered now (agent presence).
+    pub fn registered_extensions(&self) -> std::collections::HashSet<String> {
+        self.0
+            .registrations
+            .read()
+            .map(|r| r.items.iter().map(|b| b.extension.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// Live calls, for the API and presence.
+    pub fn calls(&self) -> &crate::calls::LiveCalls {
+        &self.0.calls
+    }
+
+    /// Per-call SIP traces.
+    pub fn traces(&self) -> &crate::calls::SipTraces {
+        &self.0.traces
     }
 
     /// The AMI client: its status and the actions it can send.

@@ -171,6 +171,18 @@ async fn endpoint_config(app: &App) -> anyhow::Result<EndpointConfig> {
             .filter_map(|a| a.as_str().parse().ok())
             .collect(),
         nonce_key,
+        rtp_ports: crate::media::ports::PortPool::new(s.rtp_ports.clone())
+            .context("the RTP port range holds no port pair")?,
+        sip_addr: {
+            // Phones must reach what we advertise: a wildcard listener
+            // advertises the media address.
+            let bound = app.sip_addr().context("SIP is not bound")?;
+            if bound.ip().is_unspecified() {
+                SocketAddr::new(s.media_address, bound.port())
+            } else {
+                bound
+            }
+        },
     })
 }
 

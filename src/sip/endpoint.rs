@@ -12,6 +12,7 @@ use chrono::{TimeZone, Utc};
 use tokio::sync::{mpsc, watch};
 
 use super::auth::{Algorithm, LockoutConfig};
+use super::dialog::LocalParty;
 use super::message::{Inbound as Checked, Method, Policy, SipMessage, inspect, response_to};
 use super::registrar::{BindingChange, ChangeCause, Registrar, RegistrarConfig};
 use super::transaction::{
@@ -19,10 +20,12 @@ use super::transaction::{
 };
 use super::transport::{Inbound, SipTransport};
 use crate::app::App;
+use crate::calls::{CallEngine, CallInput, Command, IncomingCall};
 use crate::domain::{AclApplies, AuthLockout, Registration};
+use crate::media::ports::PortPool;
 
 /// What the endpoint allows (OPTIONS answers list it).
-const ALLOW: &str = "REGISTER, OPTIONS, ACK, CANCEL";
+const ALLOW: &str = "REGISTER, OPTIONS, INVITE, ACK, CANCEL, BYE, REFER, NOTIFY, INFO, UPDATE";
 
 /// Registrar settings the endpoint is built with.
 #[derive(Debug, Clone)]
@@ -33,6 +36,10 @@ pub struct EndpointConfig {
     pub lockout: LockoutConfig,
     pub default_algorithms: Vec<Algorithm>,
     pub nonce_key: [u8; 32],
+    /// The RTP ports calls lease.
+    pub rtp_ports: PortPool,
+    /// Where SIP listens: the bridge's Via and Contact.
+    pub sip_addr: SocketAddr,
 }
 
 pub struct SipEndpoint {
@@ -41,6 +48,8 @@ pub struct SipEndpoint {
     layer: TransactionLayer,
     registrar: Registrar,
     policy: Policy,
+    calls: CallEngine,
+    commands: Option<mpsc::UnboundedReceiver<(u64, Command)>>,
 }
 
 fn unix_now() -> u64 {
@@ -70,12 +79,21 @@ impl SipEndpoint {
             },
             config.nonce_key,
         );
+        let party = |t: Transport| local_party(config.sip_addr, t);
+        let (calls, commands) = CallEngine::new(
+            app.clone(),
+            config.rtp_ports,
+            party(Transport::Udp),
+            party(Transport::Tcp),
+        );
         Self {
             app,
             transport,
             layer: TransactionLayer::new(LayerConfig::default()),
             registrar,
             policy: Policy::default(),
+            calls,
+            commands: Some(commands),
         }
     }
 
@@ -86,6 +104,9 @@ impl SipEndpoint {
         mut shutdown: watch::Receiver<bool>,
     ) {
         let reloader = tokio::spawn(keep_credentials(self.app.clone()));
+        let Some(mut commands) = self.commands.take() else {
+            return;
+        };
         let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
         loop {
             let deadline = self
@@ -97,6 +118,7 @@ impl SipEndpoint {
                     Some(message) => self.on_inbound(message),
                     None => break,
                 },
+                Some((call, command)) = commands.recv() => self.on_call_command(call, command),
                 _ = tokio::time::sleep_until(deadline.into()) => self.layer.on_tick(Instant::now()),
                 _ = housekeeping.tick() => self.expire(),
                 _ = stopped(&mut shutdown) => break,
@@ -190,13 +212,24 @@ impl SipEndpoint {
                 transport,
                 cancels,
             } => self.on_request(key, request, source, transport, cancels),
-            // No dialogs yet: nothing to acknowledge or match.
-            TuEvent::Ack { .. } | TuEvent::StrayResponse { .. } | TuEvent::Response { .. } => {}
-            TuEvent::Timeout { key, timer } => {
-                tracing::debug!(%key, ?timer, "SIP transaction timed out")
+            TuEvent::Ack { request, .. } => {
+                let call_id = request.call_id().unwrap_or_default().to_owned();
+                self.calls.deliver(&call_id, CallInput::Ack { request });
             }
-            TuEvent::TransportError { key } => tracing::debug!(%key, "SIP transport error"),
-            TuEvent::Terminated { .. } => {}
+            TuEvent::StrayResponse { response } | TuEvent::Response { response, .. } => {
+                let call_id = response.call_id().unwrap_or_default().to_owned();
+                self.calls
+                    .deliver(&call_id, CallInput::Response { response });
+            }
+            TuEvent::Timeout { key, timer } => {
+                tracing::debug!(%key, ?timer, "SIP transaction timed out");
+                self.calls.transaction_failed(&key);
+            }
+            TuEvent::TransportError { key } => {
+                tracing::debug!(%key, "SIP transport error");
+                self.calls.transaction_failed(&key);
+            }
+            TuEvent::Terminated { key } => self.calls.transaction_ended(&key),
         }
     }
 
@@ -231,12 +264,44 @@ impl SipEndpoint {
                 handled.response
             }
             Some(Method::Cancel) => {
-                // Only INVITEs are cancelled, and none is accepted yet.
+                // §9.2: 200 to the CANCEL here; the call answers its INVITE
+                // 487 if it had no final answer yet.
                 let status = if cancels.is_some() { 200 } else { 481 };
+                let call_id = request.call_id().unwrap_or_default().to_owned();
+                if cancels.is_some() {
+                    self.calls.deliver(&call_id, CallInput::Cancelled);
+                }
                 response_to(&request, status, None)
                     .and_then(|b| b.to_tag(&tag_for(&key)).build())
                     .ok()
             }
+            Some(_) if self.calls.owns(request.call_id().unwrap_or_default()) => {
+                let call_id = request.call_id().unwrap_or_default().to_owned();
+                self.calls.deliver(
+                    &call_id,
+                    CallInput::Request {
+                        key,
+                        request,
+                        source,
+                        transport,
+                    },
+                );
+                return;
+            }
+            Some(Method::Invite) if !has_to_tag(&request) => {
+                self.on_new_invite(key, request, source, transport);
+                return;
+            }
+            Some(
+                Method::Bye
+                | Method::Invite
+                | Method::Refer
+                | Method::Notify
+                | Method::Info
+                | Method::Update,
+            ) => response_to(&request, 481, None)
+                .and_then(|b| b.to_tag(&tag_for(&key)).build())
+                .ok(),
             _ => response_to(&request, 405, None)
                 .and_then(|b| b.to_tag(&tag_for(&key)).header("Allow", ALLOW).build())
                 .ok(),
@@ -245,6 +310,111 @@ impl SipEndpoint {
             && let Err(e) = self.layer.send_response(&key, &response, now)
         {
             tracing::debug!(%key, error = %e, "cannot answer SIP request");
+        }
+    }
+
+    /// A new call. An INVITE whose From is one of our extensions must
+    /// authenticate (407); anything else is a trunk's call, which the call
+    /// checks by source address.
+    fn on_new_invite(
+        &mut self,
+        key: TransactionKey,
+        request: SipMessage,
+        source: SocketAddr,
+        transport: Transport,
+    ) {
+        let now = Instant::now();
+        let from_user = request
+            .from()
+            .ok()
+            .and_then(|f| match f.uri {
+                super::message::Uri::Sip(u) => {
+                    u.user_unescaped().and_then(|u| String::from_utf8(u).ok())
+                }
+                _ => None,
+            })
+            .unwrap_or_default();
+        let mut extension = None;
+        if self.app.credential(&from_user).is_some() {
+            let app = &self.app;
+            let lookup = |user: &str| app.credential(user);
+            match self
+                .registrar
+                .authorize_call(&request, source, unix_now(), lookup)
+            {
+                Ok(user) => extension = Some(user),
+                Err(handled) => {
+                    if let Some(reason) = &handled.auth_failure {
+                        tracing::warn!(
+                            %source,
+                            call_id = request.call_id().unwrap_or_default(),
+                            status = handled.status,
+                            locked_out = handled.locked_out,
+                            "SIP authentication failed: {reason}"
+                        );
+                        metrics::counter!("pbx_sip_auth_failures_total").increment(1);
+                        self.publish_lockouts();
+                    }
+                    if let Some(response) = handled.response
+                        && let Err(e) = self.layer.send_response(&key, &response, now)
+                    {
+                        tracing::debug!(%key, error = %e, "cannot answer SIP request");
+                    }
+                    return;
+                }
+            }
+        }
+        if self.app.is_draining() {
+            if let Ok(r) = response_to(&request, 503, None)
+                .and_then(|b| b.to_tag(&tag_for(&key)).header("Retry-After", "30").build())
+            {
+                let _ = self.layer.send_response(&key, &r, now);
+            }
+            return;
+        }
+        self.calls.start(IncomingCall {
+            key,
+            invite: request,
+            source,
+            transport,
+            extension,
+        });
+    }
+
+    /// What a call asks: requests through new client transactions,
+    /// responses through its server transactions, ACKs as they are.
+    fn on_call_command(&mut self, call: u64, command: Command) {
+        let now = Instant::now();
+        match command {
+            Command::Request {
+                request,
+                destination,
+                transport,
+            } => {
+                let call_id = request.call_id().unwrap_or_default().to_owned();
+                match self
+                    .layer
+                    .send_request(request, destination, transport, now)
+                {
+                    Ok(key) => self.calls.note_request(call, &call_id, key),
+                    Err(e) => {
+                        tracing::warn!(%call_id, %destination, error = %e, "cannot send a call's request")
+                    }
+                }
+            }
+            Command::Respond { key, response } => {
+                if let Err(e) = self.layer.send_response(&key, &response, now) {
+                    tracing::debug!(%key, error = %e, "cannot send a call's response");
+                }
+            }
+            Command::Transmit {
+                message,
+                destination,
+                transport,
+            } => self
+                .layer
+                .transmit_stateless(message.to_bytes(), destination, transport),
+            Command::Ended => self.calls.forget(call),
         }
     }
 
@@ -401,4 +571,28 @@ async fn keep_credentials(app: App) {
         }
         tokio::time::sleep(Duration::from_secs(5)).await;
     }
+}
+
+fn has_to_tag(request: &SipMessage) -> bool {
+    request.to().ok().is_some_and(|t| t.tag().is_some())
+}
+
+/// How the bridge names itself on `transport`: Via sent-by and Contact.
+fn local_party(addr: SocketAddr, transport: Transport) -> LocalParty {
+    let host = match addr.ip() {
+        std::net::IpAddr::V4(v4) => super::message::Host::Ipv4(v4),
+        std::net::IpAddr::V6(v6) => super::message::Host::Ipv6(v6),
+    };
+    let suffix = if transport == Transport::Tcp {
+        ";transport=tcp"
+    } else {
+        ""
+    };
+    let contact = format!("sip:pbx-bridge@{}{suffix}", addr)
+        .parse()
+        .unwrap_or_else(|_| super::message::Uri::Other {
+            scheme: "sip".into(),
+            rest: format!("pbx-bridge@{addr}"),
+        });
+    LocalParty::new(transport, host, Some(addr.port()), contact)
 }

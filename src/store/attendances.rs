@@ -626,3 +626,26 @@ where
     .await?;
     Ok(done.rows_affected() == 1)
 }
+
+impl Store {
+    /// The call moved to a department, or an agent took it; `None` keeps
+    /// what is recorded.
+    pub async fn assign_attendance(
+        &self,
+        protocol: &str,
+        department_id: Option<Id>,
+        agent_id: Option<Id>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE attendances SET department_id = COALESCE($1, department_id), \
+             agent_id = COALESCE($2, agent_id), last_activity_at = $3 WHERE protocol = $4",
+        )
+        .bind(department_id)
+        .bind(agent_id)
+        .bind(now_ms())
+        .bind(protocol)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}

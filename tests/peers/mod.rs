@@ -384,6 +384,399 @@ impl Drop for Ua {
     }
 }
 
+impl Ua {
+    /// The `127.0.0.1:PORT` the UA's SIP transport is bound to (from its
+    /// `started` event, which every subcommand emits first).
+    pub fn local_addr(&mut self) -> SocketAddr {
+        if !self.seen.iter().any(|v| v["event"] == "started") {
+            self.expect_event("started", Duration::from_secs(15));
+        }
+        let v = self
+            .seen
+            .iter()
+            .find(|v| v["event"] == "started")
+            .expect("started event");
+        v["local"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| self.fail("started event without a local address"))
+    }
+
+    /// The first event named `name` already seen, or else the next one: for
+    /// events whose order against others is not fixed (e.g. `media` around
+    /// `confirmed`).
+    pub fn seen_or_expect(&mut self, name: &str, timeout: Duration) -> Value {
+        if let Some(v) = self.seen.iter().find(|v| v["event"] == name) {
+            return v.clone();
+        }
+        self.expect_event(name, timeout)
+    }
+
+    /// The events named `name` seen so far (by `expect_event` and `wait`).
+    pub fn events_named(&self, name: &str) -> Vec<Value> {
+        self.seen
+            .iter()
+            .filter(|v| v["event"] == name)
+            .cloned()
+            .collect()
+    }
+
+    /// Closes stdin (an agent then ends its calls, unregisters and exits) and
+    /// waits for the exit code.
+    pub fn finish(&mut self, timeout: Duration) -> i32 {
+        self.close_stdin();
+        self.wait(timeout)
+    }
+}
+
+fn path_arg(p: impl AsRef<Path>) -> String {
+    p.as_ref().display().to_string()
+}
+
+fn secs_arg(s: f64) -> String {
+    format!("{s}")
+}
+
+/// `ua.py agent`: a reachable agent phone with call behaviours. Every
+/// incoming call gets them; the agent handles calls one after the other until
+/// stdin closes (`Ua::finish`) or it is dropped.
+///
+/// Events per call (each with `"call": n`): `incoming` (`from`, `to`,
+/// `call_id`, `request_uri`, `x_protocol`, `x_headers`), `ringing`,
+/// `answered` or `rejected`, `confirmed`, `media` (`status`), `dtmf`
+/// (`digit`), `hangup`, `play_done`, `call_ended` (`status`, `reason`,
+/// `invite_status`, `confirmed`, `duration`, `ended_by`, `dtmf`,
+/// `recording`; the recording is complete once this is seen).
+#[derive(Debug, Clone)]
+pub struct AgentBuilder {
+    args: Vec<String>,
+}
+
+impl AgentBuilder {
+    /// An agent that registers `user` at `registrar` (digest `password`).
+    pub fn registered(registrar: SocketAddr, user: &str, password: &str) -> AgentBuilder {
+        AgentBuilder {
+            args: vec![
+                "agent".into(),
+                "--registrar".into(),
+                registrar.to_string(),
+                "--user".into(),
+                user.into(),
+                "--password".into(),
+                password.into(),
+            ],
+        }
+    }
+
+    /// An agent that does not register: it only listens on a free loopback
+    /// port (`Ua::local_addr`); call it at `sip:agent@127.0.0.1:PORT`.
+    pub fn direct() -> AgentBuilder {
+        AgentBuilder {
+            args: vec![
+                "agent".into(),
+                "--no-register".into(),
+                "--user".into(),
+                "agent".into(),
+            ],
+        }
+    }
+
+    /// Any other `ua.py agent` argument.
+    pub fn arg(mut self, a: impl Into<String>) -> Self {
+        self.args.push(a.into());
+        self
+    }
+
+    /// 180 at once, 200 after `secs` (default: 0).
+    pub fn answer_after(self, secs: f64) -> Self {
+        self.arg("--answer-after").arg(secs_arg(secs))
+    }
+
+    /// 180, then ring until CANCEL (`call_ended` has `status` 487).
+    pub fn never_answer(self) -> Self {
+        self.arg("--never-answer")
+    }
+
+    /// Answer the INVITE with `code` (e.g. 486).
+    pub fn reject(self, code: u16) -> Self {
+        self.arg("--reject").arg(code.to_string())
+    }
+
+    /// Play `wav` (8 kHz mono 16-bit) into each call, looping.
+    pub fn play(self, wav: impl AsRef<Path>) -> Self {
+        self.arg("--play").arg(path_arg(wav))
+    }
+
+    /// Play `wav` once (`play_done` at its end).
+    pub fn play_once(self, wav: impl AsRef<Path>) -> Self {
+        self.play(wav).arg("--no-loop")
+    }
+
+    /// Record what the caller sends; `{n}` in the name becomes the call number.
+    pub fn record(self, wav: impl AsRef<Path>) -> Self {
+        self.arg("--record").arg(path_arg(wav))
+    }
+
+    /// Hang up `secs` after CONFIRMED (default: wait for the caller).
+    pub fn hangup_after(self, secs: f64) -> Self {
+        self.arg("--hangup-after").arg(secs_arg(secs))
+    }
+
+    /// Starts it and waits (15 s) until it is reachable (`ready`: registered,
+    /// or listening with `direct`).
+    pub fn spawn(self) -> Ua {
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        let mut ua = Ua::spawn(&args);
+        ua.expect_event("ready", Duration::from_secs(15));
+        ua
+    }
+}
+
+/// `ua.py call`: one caller, one call; the process exits when the call ends
+/// (`Ua::wait`: 0 when the call ran as requested).
+///
+/// Events: `started`, `registered` (unless unregistered), `calling`,
+/// `ringing` (`code` of the first 18x), `confirmed`, `media` (`status`),
+/// `dtmf_sent`, `hold`, `unhold`, `cancel`, `hangup`, `call_ended` (as for
+/// the agent), `result` (`ok` plus the `call_ended` fields), `exit`.
+#[derive(Debug, Clone)]
+pub struct CallerBuilder {
+    args: Vec<String>,
+    registered: bool,
+}
+
+impl CallerBuilder {
+    /// A caller of `to` (a loopback SIP URI) that does not register and has
+    /// no credentials.
+    pub fn new(to: &str) -> CallerBuilder {
+        CallerBuilder {
+            args: vec!["call".into(), "--to".into(), to.into()],
+            registered: false,
+        }
+    }
+
+    /// Register `user` at `registrar` first (and answer challenges with it).
+    pub fn registered(mut self, registrar: SocketAddr, user: &str, password: &str) -> Self {
+        self.registered = true;
+        self.arg("--registrar")
+            .arg(registrar.to_string())
+            .arg("--user")
+            .arg(user)
+            .arg("--password")
+            .arg(password)
+    }
+
+    /// Call as `user` without registering, answering digest challenges with
+    /// these credentials.
+    pub fn auth(self, user: &str, password: &str) -> Self {
+        self.arg("--user").arg(user).arg("--password").arg(password)
+    }
+
+    /// The domain of the caller's From URI (default: the registrar host or
+    /// 127.0.0.1).
+    pub fn domain(self, domain: &str) -> Self {
+        self.arg("--domain").arg(domain)
+    }
+
+    /// Any other `ua.py call` argument.
+    pub fn arg(mut self, a: impl Into<String>) -> Self {
+        self.args.push(a.into());
+        self
+    }
+
+    /// An extra header on the INVITE.
+    pub fn header(self, name: &str, value: &str) -> Self {
+        self.arg("--header").arg(format!("{name}: {value}"))
+    }
+
+    /// Play `wav` into the call, looping.
+    pub fn play(self, wav: impl AsRef<Path>) -> Self {
+        self.arg("--play").arg(path_arg(wav))
+    }
+
+    /// Play `wav` once.
+    pub fn play_once(self, wav: impl AsRef<Path>) -> Self {
+        self.play(wav).arg("--no-loop")
+    }
+
+    /// Record what the far side sends.
+    pub fn record(self, wav: impl AsRef<Path>) -> Self {
+        self.arg("--record").arg(path_arg(wav))
+    }
+
+    /// Send BYE `secs` after CONFIRMED (default: wait for the far side).
+    pub fn hangup_after(self, secs: f64) -> Self {
+        self.arg("--hangup-after").arg(secs_arg(secs))
+    }
+
+    /// CANCEL `secs` after the INVITE (exit 0 if it was never answered).
+    pub fn cancel_after(self, secs: f64) -> Self {
+        self.arg("--cancel-after").arg(secs_arg(secs))
+    }
+
+    /// Send `digits` as RFC 4733 events 0.5 s after media is up.
+    pub fn dtmf(self, digits: &str) -> Self {
+        self.arg("--dtmf").arg(digits)
+    }
+
+    /// `secs` after CONFIRMED: re-INVITE sendonly (hold), then unhold 1 s later.
+    pub fn hold_after(self, secs: f64) -> Self {
+        self.arg("--hold-after").arg(secs_arg(secs))
+    }
+
+    /// Exit 0 only if the INVITE's final status is `code`.
+    pub fn expect_status(self, code: u16) -> Self {
+        self.arg("--expect-status").arg(code.to_string())
+    }
+
+    /// Give up (hang up, exit 3) after `secs` (default 120).
+    pub fn max_duration(self, secs: f64) -> Self {
+        self.arg("--max-duration").arg(secs_arg(secs))
+    }
+
+    /// Starts the caller (it places the call at once, after registering if asked).
+    pub fn spawn(self) -> Ua {
+        let mut args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        if !self.registered {
+            args.insert(1, "--no-register");
+        }
+        Ua::spawn(&args)
+    }
+}
+
+// --- audio files (sox) ------------------------------------------------------
+
+/// `sox` (Debian `sox`, installed by `./scripts/test`).
+pub fn sox() -> PathBuf {
+    for dir in std::env::var("PATH").unwrap_or_default().split(':') {
+        let p = Path::new(dir).join("sox");
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("sox is not installed: run the tests with ./scripts/test (apt package sox)");
+}
+
+fn run_sox(args: &[&str]) -> String {
+    let out = Command::new(sox()).args(args).output().expect("run sox");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "sox {args:?} failed: {text}");
+    text
+}
+
+/// Writes an 8 kHz mono 16-bit sine of `freq_hz` lasting `seconds` at half
+/// scale (`sox -n -r 8000 -c 1 -b 16 out.wav synth S sine F vol 0.5`).
+pub fn make_tone(path: &Path, freq_hz: u32, seconds: f64) {
+    let p = path.display().to_string();
+    run_sox(&[
+        "-n",
+        "-r",
+        "8000",
+        "-c",
+        "1",
+        "-b",
+        "16",
+        &p,
+        "synth",
+        &seconds.to_string(),
+        "sine",
+        &freq_hz.to_string(),
+        "vol",
+        "0.5",
+    ]);
+}
+
+/// What `sox FILE -n remix N stat` says of one channel.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WavStat {
+    /// Seconds analysed.
+    pub seconds: f64,
+    /// RMS amplitude, 0..1 (a half-scale tone ~0.35, speech ~0.08, silence 0).
+    pub rms: f64,
+    pub max_amplitude: f64,
+    /// Zero-crossing estimate in Hz (a 440 Hz tone through PCMU reads ~438;
+    /// silence in the file pulls it down in proportion).
+    pub rough_frequency: f64,
+}
+
+impl WavStat {
+    /// A tone of about `hz` (within 10 %) and clearly not silence.
+    pub fn is_tone(&self, hz: f64) -> bool {
+        self.rms > 0.1 && (self.rough_frequency - hz).abs() <= hz * 0.10
+    }
+}
+
+/// `sox FILE -n remix CHANNEL [trim START [LEN]] stat` (channels from 1).
+pub fn wav_stat_range(path: &Path, channel: u32, start: f64, len: Option<f64>) -> WavStat {
+    let p = path.display().to_string();
+    let ch = channel.to_string();
+    let start_s = start.to_string();
+    let len_s = len.map(|l| l.to_string());
+    let mut args = vec![p.as_str(), "-n", "remix", ch.as_str()];
+    if start > 0.0 || len_s.is_some() {
+        args.push("trim");
+        args.push(&start_s);
+        if let Some(l) = &len_s {
+            args.push(l);
+        }
+    }
+    args.push("stat");
+    let text = run_sox(&args);
+    let field = |key: &str| -> f64 {
+        text.lines()
+            .find_map(|l| {
+                let (k, v) = l.split_once(':')?;
+                let k = k.split_whitespace().collect::<Vec<_>>().join(" ");
+                (k == key).then(|| v.trim().parse::<f64>().ok())?
+            })
+            .unwrap_or_else(|| panic!("sox stat of {p}: no {key:?} in:\n{text}"))
+    };
+    WavStat {
+        seconds: field("Length (seconds)"),
+        rms: field("RMS amplitude"),
+        max_amplitude: field("Maximum amplitude"),
+        rough_frequency: field("Rough frequency"),
+    }
+}
+
+/// [`wav_stat_range`] of the whole file.
+pub fn wav_stat(path: &Path, channel: u32) -> WavStat {
+    wav_stat_range(path, channel, 0.0, None)
+}
+
+fn soxi(flag: &str, path: &Path) -> String {
+    let out = Command::new(sox().with_file_name("soxi"))
+        .arg(flag)
+        .arg(path)
+        .output()
+        .expect("run soxi");
+    assert!(
+        out.status.success(),
+        "soxi {flag} {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Duration in seconds (`soxi -D`).
+pub fn wav_duration(path: &Path) -> f64 {
+    let s = soxi("-D", path);
+    s.parse()
+        .unwrap_or_else(|_| panic!("soxi -D {}: {s:?}", path.display()))
+}
+
+/// Number of channels (`soxi -c`).
+pub fn wav_channels(path: &Path) -> u32 {
+    let s = soxi("-c", path);
+    s.parse()
+        .unwrap_or_else(|_| panic!("soxi -c {}: {s:?}", path.display()))
+}
+
 // --- raw SIP over UDP -------------------------------------------------------
 
 /// A SIP response as far as the tests look at it.

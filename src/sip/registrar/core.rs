@@ -13,8 +13,59 @@ use crate::sip::auth::{
 /// answered `stale`, so this must exceed the nonces issued per lifetime
 /// second at the busiest: 64k covers thousands of registrations a second.
 const NONCE_COUNTS: usize = 65_536;
-use crate::sip::message::{Contacts, Method, SipMessage, Uri, response_to};
+use crate::sip::message::{Contacts, SipMessage, Uri, response_to};
 use crate::sip::transaction::Transport;
+
+/// Who challenges: the registrar (401 / `WWW-Authenticate` /
+/// `Authorization`) or the bridge as a proxy for a call (407 /
+/// `Proxy-Authenticate` / `Proxy-Authorization`), RFC 3261 §22.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Challenger {
+    Registrar,
+    Proxy,
+}
+
+impl Challenger {
+    fn status(self) -> u16 {
+        match self {
+            Challenger::Registrar => 401,
+            Challenger::Proxy => 407,
+        }
+    }
+
+    fn challenge_header(self) -> &'static str {
+        match self {
+            Challenger::Registrar => "WWW-Authenticate",
+            Challenger::Proxy => "Proxy-Authenticate",
+        }
+    }
+
+    fn credentials_header(self) -> &'static str {
+        match self {
+            Challenger::Registrar => "Authorization",
+            Challenger::Proxy => "Proxy-Authorization",
+        }
+    }
+
+    fn action(self) -> &'static str {
+        match self {
+            Challenger::Registrar => "register",
+            Challenger::Proxy => "call",
+        }
+    }
+}
+
+/// The user part of a SIP URI, unescaped; `None` for other schemes or an
+/// empty user.
+fn user_of(uri: &Uri) -> Option<String> {
+    match uri {
+        Uri::Sip(uri) => uri
+            .user_unescaped()
+            .and_then(|u| String::from_utf8(u).ok())
+            .filter(|u| !u.is_empty()),
+        _ => None,
+    }
+}
 
 /// What the registrar needs to know about an extension.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,53 +204,129 @@ impl Registrar {
             );
         }
         let aor = match request.to().map(|to| to.uri) {
-            Ok(Uri::Sip(uri)) => match uri.user_unescaped().map(String::from_utf8) {
-                Some(Ok(user)) if !user.is_empty() => user,
-                _ => return self.reply(request, 404, None, vec![], None, false),
+            Ok(uri) => match user_of(&uri) {
+                Some(user) => user,
+                None if matches!(uri, Uri::Sip(_)) => {
+                    return self.reply(request, 404, None, vec![], None, false);
+                }
+                None => {
+                    return self.reply(
+                        request,
+                        400,
+                        Some("To must be a SIP URI"),
+                        vec![],
+                        None,
+                        false,
+                    );
+                }
             },
-            Ok(_) => {
-                return self.reply(
-                    request,
-                    400,
-                    Some("To must be a SIP URI"),
-                    vec![],
-                    None,
-                    false,
-                );
-            }
             Err(_) => return self.reply(request, 400, Some("Malformed To"), vec![], None, false),
         };
-        let credential = lookup(&aor).filter(|c| c.active);
+        match self.authenticate(request, &aor, Challenger::Registrar, now, source, &lookup) {
+            Ok(()) => self.apply(request, &aor, source, transport, now),
+            Err(handled) => *handled,
+        }
+    }
+
+    /// Authenticates a call from an extension (RFC 3261 §22.3: the bridge
+    /// challenges as a proxy, 407 with `Proxy-Authenticate`). The caller is
+    /// the From user; `Ok` names it, `Err` is the answer to send (the 407
+    /// challenge, or 403 with the failure for the logs).
+    pub fn authorize_call(
+        &mut self,
+        request: &SipMessage,
+        source: SocketAddr,
+        now: u64,
+        lookup: impl Fn(&str) -> Option<Credential>,
+    ) -> Result<String, Box<Handled>> {
+        if let Some(lock) = self.lockout.is_locked(source.ip(), now) {
+            let reason = format!(
+                "address locked out until {} after {} failures (last: {})",
+                lock.until, lock.failures, lock.reason
+            );
+            return Err(Box::new(self.reply(
+                request,
+                403,
+                Some("Forbidden (locked out)"),
+                vec![],
+                Some(reason),
+                false,
+            )));
+        }
+        let Some(user) = request.from().ok().and_then(|f| user_of(&f.uri)) else {
+            return Err(Box::new(self.reply(
+                request,
+                403,
+                None,
+                vec![],
+                None,
+                false,
+            )));
+        };
+        self.authenticate(request, &user, Challenger::Proxy, now, source, &lookup)?;
+        Ok(user)
+    }
+
+    /// Digest authentication of `user` (RFC 8760): challenge when there are
+    /// no credentials or the nonce is stale, 403 (counted for the lockout)
+    /// when they are wrong.
+    fn authenticate(
+        &mut self,
+        request: &SipMessage,
+        user: &str,
+        challenger: Challenger,
+        now: u64,
+        source: SocketAddr,
+        lookup: &dyn Fn(&str) -> Option<Credential>,
+    ) -> Result<(), Box<Handled>> {
+        let ip = source.ip();
+        let credential = lookup(user).filter(|c| c.active);
         let algorithms = credential
             .as_ref()
             .map(|c| c.algorithms.clone())
             .filter(|a| !a.is_empty())
             .unwrap_or_else(|| self.config.default_algorithms.clone());
 
-        let Some(header) = request.header("Authorization") else {
-            return self.challenge(request, &algorithms, now, false);
+        let Some(header) = request.header(challenger.credentials_header()) else {
+            return Err(Box::new(self.challenge(
+                request,
+                challenger,
+                &algorithms,
+                now,
+                false,
+            )));
         };
         let header = String::from_utf8_lossy(header);
         let credentials = match Credentials::parse(&header) {
             Ok(c) => c,
             Err(e) => {
-                return self.fail(request, ip, now, format!("malformed Authorization: {e}"));
+                return Err(Box::new(self.fail(
+                    request,
+                    ip,
+                    now,
+                    format!("malformed {}: {e}", challenger.credentials_header()),
+                )));
             }
         };
-        if credentials.username != aor {
-            return self.fail(
+        if credentials.username != user {
+            return Err(Box::new(self.fail(
                 request,
                 ip,
                 now,
                 format!(
-                    "user {:?} tried to register extension {aor:?}",
-                    credentials.username
+                    "user {:?} tried to {} as extension {user:?}",
+                    credentials.username,
+                    challenger.action()
                 ),
-            );
+            )));
         }
         let realm = self.config.realm.clone();
+        let method = request
+            .method()
+            .map(|m| m.as_str().to_owned())
+            .unwrap_or_default();
         let outcome = self.auth.verify(&VerifyRequest {
-            method: Method::Register.as_str(),
+            method: &method,
             credentials: &credentials,
             realm: &realm,
             secret: credential.as_ref().map(|c| c.secret.as_str()),
@@ -210,17 +337,23 @@ impl Registrar {
         match outcome {
             AuthOutcome::Ok => {
                 self.lockout.record_success(ip, now);
-                self.apply(request, &aor, source, transport, now)
+                Ok(())
             }
-            AuthOutcome::Stale => self.challenge(request, &algorithms, now, true),
+            AuthOutcome::Stale => Err(Box::new(self.challenge(
+                request,
+                challenger,
+                &algorithms,
+                now,
+                true,
+            ))),
             AuthOutcome::Failed(reason) => {
                 let text = match &reason {
                     FailReason::UnknownUser { .. } => {
-                        format!("unknown or inactive extension {aor:?}")
+                        format!("unknown or inactive extension {user:?}")
                     }
                     other => other.to_string(),
                 };
-                self.fail(request, ip, now, text)
+                Err(Box::new(self.fail(request, ip, now, text)))
             }
         }
     }
@@ -228,6 +361,7 @@ impl Registrar {
     fn challenge(
         &mut self,
         request: &SipMessage,
+        challenger: Challenger,
         algorithms: &[Algorithm],
         now: u64,
         stale: bool,
@@ -236,16 +370,17 @@ impl Registrar {
             .auth
             .challenges(&self.config.realm, algorithms, now, stale);
         let tag = self.next_tag();
-        let built = response_to(request, 401, None).and_then(|mut b| {
+        let status = challenger.status();
+        let built = response_to(request, status, None).and_then(|mut b| {
             b = b.to_tag(&tag);
             for c in &challenges {
-                b = b.header("WWW-Authenticate", c);
+                b = b.header(challenger.challenge_header(), c);
             }
             b.build()
         });
         Handled {
             response: built.ok(),
-            status: 401,
+            status,
             changes: vec![],
             auth_failure: None,
             locked_out: false,

@@ -1,0 +1,20 @@
+//! The B2BUA: calls that reach the bridge over SIP. Each call is a task
+//! that owns its legs (the caller's UAS dialog, the agents' UAC forks), its
+//! ring ([`crate::routing::Ring`]), its media relay and recording, and its
+//! attendance; the SIP endpoint routes messages to it by Call-ID and sends
+//! what it asks through the transaction layer.
+
+mod call;
+mod engine;
+mod fork;
+pub mod live;
+mod plan;
+pub mod recovery;
+mod signal;
+pub mod trace;
+
+pub use engine::{CallEngine, IncomingCall};
+pub use live::{CallControl, CallState, LegRole, LegState, LiveCall, LiveCalls, LiveLeg};
+pub use plan::CallPlan;
+pub use signal::{CallInput, Command};
+pub use trace::{SipTraces, TraceDirection, TracedMessage};

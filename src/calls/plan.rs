@@ -1,0 +1,147 @@
+//! The call plan: what the call engine decides on, read from the database
+//! in one go and kept in memory, so an INVITE never waits on more than the
+//! attendance insert. Reloaded when the API changes the numbering plan,
+//! agents, periods or holidays (the [`crate::app::App`] generation watch),
+//! and every few seconds for changes made by other nodes.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+
+use crate::domain::{Agent, Department, Extension, Holiday, Id, Period, Timestamp, Trunk};
+use crate::routing::{AgentEntry, AgentState, Directory};
+use crate::store::{Page, Store, StoreError};
+
+const PAGE: usize = 1000;
+
+/// A snapshot of everything calls are routed by.
+#[derive(Debug, Clone, Default)]
+pub struct CallPlan {
+    /// The `App` generation this snapshot was read at.
+    pub generation: u64,
+    departments: Vec<Department>,
+    periods: Vec<Period>,
+    holidays: Vec<Holiday>,
+    agents: Vec<Agent>,
+    extensions: HashMap<String, Extension>,
+    trunks: Vec<Trunk>,
+}
+
+/// Reads every page of a listing.
+async fn all<T, F, Fut>(mut page: F, id: impl Fn(&T) -> Id) -> Result<Vec<T>, StoreError>
+where
+    F: FnMut(Id) -> Fut,
+    Fut: std::future::Future<Output = Result<Page<T>, StoreError>>,
+{
+    let mut out: Vec<T> = Vec::new();
+    let mut after = 0;
+    loop {
+        let got = page(after).await?;
+        let more = got.next_cursor.is_some();
+        if let Some(last) = got.items.last() {
+            after = id(last);
+        }
+        out.extend(got.items);
+        if !more {
+            return Ok(out);
+        }
+    }
+}
+
+impl CallPlan {
+    pub async fn load(store: &Store, generation: u64) -> Result<CallPlan, StoreError> {
+        let departments = store.all_departments().await?;
+        let periods = all(|a| store.list_periods(a, PAGE), |p: &Period| p.id).await?;
+        let holidays = all(|a| store.list_holidays(a, PAGE), |h: &Holiday| h.id).await?;
+        let agents = all(|a| store.list_agents(a, PAGE), |a: &Agent| a.id).await?;
+        let extensions = all(|a| store.list_extensions(a, PAGE), |e: &Extension| e.id).await?;
+        let trunks = all(|a| store.list_trunks(a, PAGE), |t: &Trunk| t.id).await?;
+        Ok(CallPlan {
+            generation,
+            departments,
+            periods,
+            holidays,
+            agents,
+            extensions: extensions
+                .into_iter()
+                .map(|e| (e.number.clone(), e))
+                .collect(),
+            trunks,
+        })
+    }
+
+    /// The department whose PABX code is `code`.
+    pub fn department_by_code(&self, code: &str) -> Option<&Department> {
+        let code: u16 = code.parse().ok()?;
+        self.departments.iter().find(|d| d.pabx_code == Some(code))
+    }
+
+    pub fn department(&self, id: Id) -> Option<&Department> {
+        self.departments.iter().find(|d| d.id == id)
+    }
+
+    /// An active extension by number.
+    pub fn extension(&self, number: &str) -> Option<&Extension> {
+        self.extensions.get(number).filter(|e| e.active)
+    }
+
+    /// The extension number of an agent.
+    pub fn agent_extension(&self, agent: Id) -> Option<&str> {
+        let ext = self.agents.iter().find(|a| a.id == agent)?.extension_id?;
+        self.extensions
+            .values()
+            .find(|e| e.id == ext && e.active)
+            .map(|e| e.number.as_str())
+    }
+
+    /// The agent using an extension.
+    pub fn agent_of_extension(&self, number: &str) -> Option<Id> {
+        let ext = self.extension(number)?;
+        self.agents
+            .iter()
+            .find(|a| a.extension_id == Some(ext.id))
+            .map(|a| a.id)
+    }
+
+    /// The trunk whose inbound networks hold `ip` (RFC 3261 has no caller
+    /// identity for carriers: they are known by address).
+    pub fn trunk_for(&self, ip: IpAddr) -> Option<&Trunk> {
+        self.trunks
+            .iter()
+            .find(|t| t.inbound.iter().any(|net| net.contains(&ip)))
+    }
+
+    /// The ring snapshot (SPEC §5 "available"): an agent is available when
+    /// active, its extension registered, not paused and not in a call.
+    pub fn directory(
+        &self,
+        registered: &HashSet<String>,
+        busy: &HashSet<Id>,
+        idle_since: &HashMap<Id, Timestamp>,
+    ) -> Directory {
+        let agents = self.agents.iter().map(|a| {
+            let number = self.agent_extension(a.id);
+            let state = if a.pause.is_some() {
+                AgentState::Paused
+            } else if !a.active || !number.is_some_and(|n| registered.contains(n)) {
+                AgentState::Offline
+            } else if busy.contains(&a.id) {
+                AgentState::Busy
+            } else {
+                AgentState::Available
+            };
+            AgentEntry {
+                id: a.id,
+                active: a.active,
+                state,
+                idle_since: idle_since.get(&a.id).copied(),
+                memberships: a.departments.clone(),
+            }
+        });
+        Directory::new(
+            self.departments.iter().cloned(),
+            self.periods.iter().cloned(),
+            self.holidays.iter().cloned(),
+            agents,
+        )
+    }
+}

@@ -1,0 +1,314 @@
+//! Department calls end to end (SPEC §4, §5): the bridge binary, PJSUA2
+//! agents registered as extensions, a PJSUA2 caller coming in from a trunk
+//! (known by address), and the attendance and recording the call leaves.
+//! In answered calls the caller plays 440 Hz and the agent 1000 Hz; the
+//! recording must carry the caller on the left and the agent on the right,
+//! as long as the talk time.
+
+mod peers;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use peers::{AgentBuilder, CallerBuilder, Service, Ua, make_tone, wav_duration, wav_stat};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const CALLER_HZ: u32 = 440;
+const AGENT_HZ: u32 = 1000;
+const SECS: Duration = Duration::from_secs(1);
+
+struct Pbx {
+    svc: Service,
+    tones: tempfile::TempDir,
+}
+
+impl Pbx {
+    /// The bridge with a trunk for loopback callers.
+    async fn start() -> Pbx {
+        let svc = Service::start(&[]).await;
+        let (s, b) = svc
+            .api(
+                Method::POST,
+                "/trunks",
+                Some(json!({"name": "carrier", "host": "127.0.0.1", "inbound": ["127.0.0.1/32"]})),
+            )
+            .await;
+        assert_eq!(s, 201, "{b}");
+        let tones = tempfile::tempdir().unwrap();
+        make_tone(&tones.path().join("caller.wav"), CALLER_HZ, 10.0);
+        make_tone(&tones.path().join("agent.wav"), AGENT_HZ, 10.0);
+        Pbx { svc, tones }
+    }
+
+    fn tone(&self, who: &str) -> PathBuf {
+        self.tones.path().join(format!("{who}.wav"))
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Value {
+        let (s, b) = self.svc.api(Method::POST, path, Some(body)).await;
+        assert!(s == 201 || s == 200, "POST {path}: {s} {b}");
+        b
+    }
+
+    async fn department(&self, body: Value) -> i64 {
+        self.post("/departments", body).await["id"]
+            .as_i64()
+            .unwrap()
+    }
+
+    /// Extension `number` (password `pw-<number>`) and its agent in
+    /// `departments`.
+    async fn agent(&self, number: &str, departments: &[i64]) -> i64 {
+        let ext = self
+            .post(
+                "/extensions",
+                json!({"number": number, "secret": format!("pw-{number}-x")}),
+            )
+            .await["id"]
+            .as_i64()
+            .unwrap();
+        let memberships: Vec<Value> = departments
+            .iter()
+            .map(|d| json!({"department_id": d}))
+            .collect();
+        self.post(
+            "/agents",
+            json!({"name": format!("Agent {number}"), "extension_id": ext, "departments": memberships}),
+        )
+        .await["id"]
+            .as_i64()
+            .unwrap()
+    }
+
+    fn phone(&self, number: &str) -> AgentBuilder {
+        AgentBuilder::registered(self.svc.sip, number, &format!("pw-{number}-x"))
+    }
+
+    fn caller(&self, code: &str) -> CallerBuilder {
+        CallerBuilder::new(&format!("sip:{code}@{}", self.svc.sip))
+    }
+
+    async fn attendances(&self) -> Vec<Value> {
+        let (s, b) = self.svc.api(Method::GET, "/attendances", None).await;
+        assert_eq!(s, 200, "{b}");
+        b["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The only attendance, once it satisfies `done` (the bridge writes the
+    /// end of a call just after the BYE).
+    async fn attendance_when(&self, done: impl Fn(&Value) -> bool) -> Value {
+        for _ in 0..100 {
+            let list = self.attendances().await;
+            assert!(list.len() <= 1, "one attendance per call: {list:#?}");
+            if let Some(a) = list.first()
+                && done(a)
+            {
+                return a.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("attendance never settled: {:#?}", self.attendances().await);
+    }
+
+    async fn closed(&self) -> Value {
+        self.attendance_when(|a| a["status"] == "closed").await
+    }
+
+    fn recording(&self, protocol: &str) -> PathBuf {
+        self.svc
+            .dir
+            .path()
+            .join("recordings")
+            .join(&protocol[0..4])
+            .join(&protocol[4..6])
+            .join(&protocol[6..8])
+            .join(format!("{protocol}.wav"))
+    }
+}
+
+fn secs_between(a: &Value, from: &str, to: &str) -> f64 {
+    let t = |k: &str| {
+        chrono::DateTime::parse_from_rfc3339(a[k].as_str().unwrap_or_else(|| panic!("{k} in {a}")))
+            .unwrap()
+    };
+    (t(to) - t(from)).num_milliseconds() as f64 / 1000.0
+}
+
+/// The recording: caller's tone left, agent's right, as long as the talk.
+fn check_recording(path: &Path, attendance: &Value) {
+    let talk = secs_between(attendance, "answered_at", "ended_at");
+    let duration = wav_duration(path);
+    assert!(
+        (duration - talk).abs() <= 0.5,
+        "recording {duration:.3} s vs talk time {talk:.3} s"
+    );
+    let left = wav_stat(path, 1);
+    let right = wav_stat(path, 2);
+    assert!(left.is_tone(CALLER_HZ as f64), "left channel: {left:?}");
+    assert!(right.is_tone(AGENT_HZ as f64), "right channel: {right:?}");
+    let rec = &attendance["recording"];
+    assert_eq!(
+        rec["bytes"].as_u64(),
+        Some(std::fs::metadata(path).unwrap().len()),
+        "{rec}"
+    );
+    assert!((rec["duration_ms"].as_f64().unwrap() / 1000.0 - duration).abs() < 0.05);
+}
+
+fn protocol_seen(agent: &mut Ua) -> String {
+    let incoming = agent.seen_or_expect("incoming", 10 * SECS);
+    incoming["x_protocol"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn simultaneous_rings_both_agents_first_answer_wins_and_is_recorded() {
+    let pbx = Pbx::start().await;
+    let dept = pbx
+        .department(
+            json!({"name": "Suporte", "pabx_code": 700, "record": true, "close_on_hangup": true}),
+        )
+        .await;
+    let ana = pbx.agent("1001", &[dept]).await;
+    pbx.agent("1002", &[dept]).await;
+    let mut a1 = pbx
+        .phone("1001")
+        .answer_after(1.0)
+        .play(pbx.tone("agent"))
+        .spawn();
+    let mut a2 = pbx.phone("1002").never_answer().spawn();
+    let mut caller = pbx
+        .caller("700")
+        .play(pbx.tone("caller"))
+        .hangup_after(4.0)
+        .spawn();
+    assert_eq!(caller.wait(30 * SECS), 0, "caller:\n{}", caller.log());
+    let ended = a2.expect_event("call_ended", 10 * SECS);
+    assert_eq!(ended["status"], 487, "the other fork is CANCELled: {ended}");
+    let a = pbx.closed().await;
+    assert_eq!(a["close_reason"], "caller_hangup", "{a}");
+    assert_eq!(a["agent_id"], ana);
+    assert_eq!(a["department_id"], dept);
+    assert_eq!(a["direction"], "inbound");
+    let protocol = a["protocol"].as_str().unwrap();
+    assert_eq!(protocol_seen(&mut a1), protocol, "X-Protocol on the fork");
+    assert_eq!(protocol_seen(&mut a2), protocol, "X-Protocol on the fork");
+    check_recording(&pbx.recording(protocol), &a);
+    a1.finish(10 * SECS);
+    a2.finish(10 * SECS);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn overflow_rings_one_agent_at_a_time() {
+    let pbx = Pbx::start().await;
+    let dept = pbx
+        .department(json!({"name": "Vendas", "pabx_code": 710, "record": true,
+            "ring_strategy": "overflow", "agent_ring_timeout_s": 5, "close_on_hangup": true}))
+        .await;
+    // Equal idle time: the lower id rings first.
+    pbx.agent("1011", &[dept]).await;
+    let second = pbx.agent("1012", &[dept]).await;
+    let mut first_phone = pbx.phone("1011").never_answer().spawn();
+    let mut second_phone = pbx
+        .phone("1012")
+        .answer_after(0.5)
+        .play(pbx.tone("agent"))
+        .spawn();
+    let mut caller = pbx
+        .caller("710")
+        .play(pbx.tone("caller"))
+        .hangup_after(3.0)
+        .spawn();
+    let ended = first_phone.expect_event("call_ended", 15 * SECS);
+    assert_eq!(ended["status"], 487, "rung out after 5 s: {ended}");
+    assert!(
+        second_phone.events_named("incoming").is_empty(),
+        "the second agent rings only after the first: {:?}",
+        second_phone.seen
+    );
+    assert_eq!(caller.wait(30 * SECS), 0, "caller:\n{}", caller.log());
+    let a = pbx.closed().await;
+    assert_eq!(a["agent_id"], second, "{a}");
+    assert!(secs_between(&a, "opened_at", "answered_at") >= 5.0, "{a}");
+    let protocol = a["protocol"].as_str().unwrap();
+    check_recording(&pbx.recording(protocol), &a);
+    first_phone.finish(10 * SECS);
+    second_phone.finish(10 * SECS);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_paused_agent_is_skipped() {
+    let pbx = Pbx::start().await;
+    let dept = pbx
+        .department(json!({"name": "Cobrança", "pabx_code": 720, "close_on_hangup": true}))
+        .await;
+    let paused = pbx.agent("1021", &[dept]).await;
+    let working = pbx.agent("1022", &[dept]).await;
+    pbx.post(
+        &format!("/agents/{paused}/pause"),
+        json!({"reason": "almoço"}),
+    )
+    .await;
+    let mut paused_phone = pbx.phone("1021").answer_after(0.2).spawn();
+    let mut phone = pbx.phone("1022").answer_after(0.5).spawn();
+    let mut caller = pbx.caller("720").hangup_after(1.0).spawn();
+    assert_eq!(caller.wait(30 * SECS), 0, "caller:\n{}", caller.log());
+    let a = pbx.closed().await;
+    assert_eq!(a["agent_id"], working, "{a}");
+    phone.seen_or_expect("incoming", SECS);
+    paused_phone.finish(10 * SECS);
+    assert!(
+        paused_phone.events_named("incoming").is_empty(),
+        "a paused agent never rings: {:?}",
+        paused_phone.seen
+    );
+    phone.finish(10 * SECS);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn nobody_available_goes_to_the_overflow_department() {
+    let pbx = Pbx::start().await;
+    let backup = pbx
+        .department(json!({"name": "Plantão", "pabx_code": 731, "close_on_hangup": true}))
+        .await;
+    let dept = pbx
+        .department(json!({"name": "Suporte", "pabx_code": 730,
+            "overflow_department_id": backup, "close_on_hangup": true}))
+        .await;
+    // Its only agent is not registered.
+    pbx.agent("1031", &[dept]).await;
+    let on_call = pbx.agent("1032", &[backup]).await;
+    let mut phone = pbx.phone("1032").answer_after(0.5).spawn();
+    let mut caller = pbx.caller("730").hangup_after(1.0).spawn();
+    assert_eq!(caller.wait(30 * SECS), 0, "caller:\n{}", caller.log());
+    let a = pbx.closed().await;
+    assert_eq!(a["agent_id"], on_call, "{a}");
+    assert_eq!(
+        a["department_id"], backup,
+        "the overflow department owns it: {a}"
+    );
+    assert_eq!(a["callee"], "730");
+    phone.finish(10 * SECS);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn caller_hanging_up_while_ringing_is_abandoned() {
+    let pbx = Pbx::start().await;
+    let dept = pbx
+        .department(json!({"name": "Suporte", "pabx_code": 740}))
+        .await;
+    pbx.agent("1041", &[dept]).await;
+    let mut phone = pbx.phone("1041").never_answer().spawn();
+    let mut caller = pbx.caller("740").cancel_after(2.0).spawn();
+    caller.wait(30 * SECS);
+    let ended = phone.expect_event("call_ended", 10 * SECS);
+    assert_eq!(ended["status"], 487, "{ended}");
+    let a = pbx.closed().await;
+    assert_eq!(a["close_reason"], "abandoned", "{a}");
+    assert!(a["answered_at"].is_null());
+    assert!(a["recording"].is_null());
+    phone.finish(10 * SECS);
+}
