@@ -159,6 +159,10 @@ struct Call {
     media_report: Option<RelayReport>,
     /// Where the call goes, until `begin` starts ringing it.
     pending_target: Option<Target>,
+    /// Setup latency marks: the INVITE's arrival (until the first fork
+    /// leaves) and the winning 200 OK's (until the caller's 200 leaves).
+    received: Option<Instant>,
+    answer_received: Option<Instant>,
 }
 
 /// Runs a call from its INVITE to its end.
@@ -249,6 +253,7 @@ impl Call {
             source,
             transport,
             extension,
+            received,
         } = incoming;
         let reject = |status: u16, reason: Option<&str>| {
             if let Ok(r) = response_to(&invite, status, reason)
@@ -401,6 +406,8 @@ impl Call {
             ending: None,
             media_report: None,
             pending_target: None,
+            received: Some(received),
+            answer_received: None,
             svc,
         };
         let raw = call.caller.invite.to_bytes();
@@ -739,6 +746,10 @@ impl Call {
         )
         .map_err(|e| e.to_string())?;
         self.send_request(invite, fork.destination, fork.transport);
+        if let Some(at) = self.received.take() {
+            metrics::histogram!("pbx_call_setup_seconds", "stage" => "invite_to_fork")
+                .record(at.elapsed().as_secs_f64());
+        }
         self.forks.push(fork);
         Ok(self.forks.len() - 1)
     }
@@ -938,6 +949,10 @@ impl Call {
         let key = self.caller.key.clone();
         let seq = self.caller.invite.cseq().map(|c| c.seq).unwrap_or(0);
         self.answer_2xx(Side::Caller, &key, ok, seq);
+        if let Some(t) = self.answer_received.take() {
+            metrics::histogram!("pbx_call_setup_seconds", "stage" => "answer_to_caller")
+                .record(t.elapsed().as_secs_f64());
+        }
         self.answered_at = Some(at);
         tracing::info!(agent = ?agent, "call answered");
         if let Err(e) = self
@@ -1164,6 +1179,7 @@ impl Call {
                 }
             }
             ForkEvent::Answered { ack, cancels, .. } => {
+                self.answer_received = Some(Instant::now());
                 self.transmit(ack, dest, transport);
                 for c in cancels {
                     self.send_request(c, dest, transport);

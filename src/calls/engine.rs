@@ -35,6 +35,8 @@ pub struct IncomingCall {
     /// The extension that authenticated (digest), or `None` for a caller
     /// known only by address (a trunk).
     pub extension: Option<String>,
+    /// When the INVITE arrived (setup latency is measured from here).
+    pub received: Instant,
 }
 
 /// What every call task shares.

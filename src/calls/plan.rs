@@ -23,6 +23,10 @@ pub struct CallPlan {
     holidays: Vec<Holiday>,
     agents: Vec<Agent>,
     extensions: HashMap<String, Extension>,
+    /// Agent id → its active extension's number.
+    agent_numbers: HashMap<Id, String>,
+    /// Active extension number → its agent.
+    number_agents: HashMap<String, Id>,
     trunks: Vec<Trunk>,
 }
 
@@ -55,6 +59,16 @@ impl CallPlan {
         let agents = all(|a| store.list_agents(a, PAGE), |a: &Agent| a.id).await?;
         let extensions = all(|a| store.list_extensions(a, PAGE), |e: &Extension| e.id).await?;
         let trunks = all(|a| store.list_trunks(a, PAGE), |t: &Trunk| t.id).await?;
+        let numbers: HashMap<Id, &Extension> = extensions
+            .iter()
+            .filter(|e| e.active)
+            .map(|e| (e.id, e))
+            .collect();
+        let agent_numbers: HashMap<Id, String> = agents
+            .iter()
+            .filter_map(|a| Some((a.id, numbers.get(&a.extension_id?)?.number.clone())))
+            .collect();
+        let number_agents = agent_numbers.iter().map(|(a, n)| (n.clone(), *a)).collect();
         Ok(CallPlan {
             generation,
             departments,
@@ -65,6 +79,8 @@ impl CallPlan {
                 .into_iter()
                 .map(|e| (e.number.clone(), e))
                 .collect(),
+            agent_numbers,
+            number_agents,
             trunks,
         })
     }
@@ -86,20 +102,12 @@ impl CallPlan {
 
     /// The extension number of an agent.
     pub fn agent_extension(&self, agent: Id) -> Option<&str> {
-        let ext = self.agents.iter().find(|a| a.id == agent)?.extension_id?;
-        self.extensions
-            .values()
-            .find(|e| e.id == ext && e.active)
-            .map(|e| e.number.as_str())
+        self.agent_numbers.get(&agent).map(String::as_str)
     }
 
     /// The agent using an extension.
     pub fn agent_of_extension(&self, number: &str) -> Option<Id> {
-        let ext = self.extension(number)?;
-        self.agents
-            .iter()
-            .find(|a| a.extension_id == Some(ext.id))
-            .map(|a| a.id)
+        self.number_agents.get(number).copied()
     }
 
     /// The trunk whose inbound networks hold `ip` (RFC 3261 has no caller

@@ -378,6 +378,7 @@ impl SipEndpoint {
             source,
             transport,
             extension,
+            received: now,
         });
     }
 
