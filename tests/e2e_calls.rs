@@ -312,3 +312,160 @@ async fn caller_hanging_up_while_ringing_is_abandoned() {
     assert!(a["recording"].is_null());
     phone.finish(10 * SECS);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_extension_calls_another_extension_internally() {
+    let pbx = Pbx::start().await;
+    let dept = pbx
+        .department(json!({"name": "Interno", "pabx_code": 750}))
+        .await;
+    pbx.agent("1051", &[dept]).await;
+    let callee = pbx.agent("1052", &[dept]).await;
+    let mut phone = pbx
+        .phone("1052")
+        .answer_after(0.5)
+        .play(pbx.tone("agent"))
+        .spawn();
+    // The calling extension authenticates its INVITE (407).
+    let mut caller = pbx
+        .caller("1052")
+        .registered(pbx.svc.sip, "1051", "pw-1051-x")
+        .play(pbx.tone("caller"))
+        .hangup_after(2.0)
+        .spawn();
+    assert_eq!(caller.wait(30 * SECS), 0, "caller:\n{}", caller.log());
+    let a = pbx.closed().await;
+    assert_eq!(a["direction"], "internal", "{a}");
+    assert_eq!(a["caller"], "1051");
+    assert_eq!(a["callee"], "1052");
+    assert_eq!(a["agent_id"], callee);
+    assert_eq!(a["close_reason"], "caller_hangup");
+    assert!(
+        a["recording"].is_null(),
+        "no department asked to record: {a}"
+    );
+    assert_eq!(protocol_seen(&mut phone), a["protocol"].as_str().unwrap());
+    phone.finish(10 * SECS);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_password_cannot_call() {
+    let pbx = Pbx::start().await;
+    let dept = pbx
+        .department(json!({"name": "Interno", "pabx_code": 755}))
+        .await;
+    pbx.agent("1056", &[dept]).await;
+    pbx.agent("1057", &[dept]).await;
+    let mut phone = pbx.phone("1057").answer_after(0.2).spawn();
+    let mut caller = pbx
+        .caller("1057")
+        .auth("1056", "wrong-password")
+        .expect_status(403)
+        .spawn();
+    assert_eq!(caller.wait(30 * SECS), 0, "caller:\n{}", caller.log());
+    assert!(
+        pbx.attendances().await.is_empty(),
+        "no protocol for a refused call"
+    );
+    phone.finish(10 * SECS);
+    assert!(phone.events_named("incoming").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn blind_transfer_by_refer_keeps_the_protocol() {
+    let pbx = Pbx::start().await;
+    let second = pbx
+        .department(json!({"name": "Financeiro", "pabx_code": 761, "record": true, "close_on_hangup": true}))
+        .await;
+    let first = pbx
+        .department(
+            json!({"name": "Recepção", "pabx_code": 760, "record": true, "close_on_hangup": true}),
+        )
+        .await;
+    let ana = pbx.agent("1061", &[first]).await;
+    let bia = pbx.agent("1062", &[second]).await;
+    let target = format!("sip:761@{}", pbx.svc.sip);
+    let mut a1 = pbx
+        .phone("1061")
+        .answer_after(0.3)
+        .play(pbx.tone("agent"))
+        .transfer_to(&target, 1.5)
+        .spawn();
+    let mut a2 = pbx
+        .phone("1062")
+        .answer_after(0.5)
+        .play(pbx.tone("agent"))
+        .spawn();
+    let mut caller = pbx
+        .caller("760")
+        .play(pbx.tone("caller"))
+        .hangup_after(6.0)
+        .spawn();
+    let status = loop {
+        let s = a1.expect_event("transfer_status", 10 * SECS);
+        if s["final"] == true {
+            break s;
+        }
+    };
+    assert_eq!(
+        status["code"], 200,
+        "the bridge took the transfer: {status}"
+    );
+    assert_eq!(caller.wait(30 * SECS), 0, "caller:\n{}", caller.log());
+    let a = pbx.closed().await;
+    let protocol = a["protocol"].as_str().unwrap();
+    assert_eq!(protocol_seen(&mut a1), protocol);
+    assert_eq!(
+        protocol_seen(&mut a2),
+        protocol,
+        "the same protocol after the transfer"
+    );
+    assert_eq!(a["agent_id"], bia, "{a}");
+    assert_eq!(a["department_id"], second, "{a}");
+    let transfers = a["transfers"].as_array().unwrap();
+    assert_eq!(transfers.len(), 1, "{a}");
+    assert_eq!(transfers[0]["target"], "761");
+    assert_eq!(transfers[0]["from_agent_id"], ana);
+    assert_eq!(a["close_reason"], "caller_hangup");
+    // One recording for the whole call, the caller on the left throughout.
+    let path = pbx.recording(protocol);
+    let talk = secs_between(&a, "answered_at", "ended_at");
+    assert!((wav_duration(&path) - talk).abs() <= 0.5);
+    assert!(wav_stat(&path, 1).is_tone(CALLER_HZ as f64));
+    a1.finish(10 * SECS);
+    a2.finish(10 * SECS);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hold_and_dtmf_pass_through() {
+    let pbx = Pbx::start().await;
+    let dept = pbx
+        .department(json!({"name": "Suporte", "pabx_code": 770, "close_on_hangup": true}))
+        .await;
+    pbx.agent("1071", &[dept]).await;
+    let mut phone = pbx.phone("1071").answer_after(0.2).spawn();
+    let mut caller = pbx
+        .caller("770")
+        .dtmf("123#")
+        .hold_after(2.5)
+        .hangup_after(5.0)
+        .spawn();
+    assert_eq!(caller.wait(30 * SECS), 0, "caller:\n{}", caller.log());
+    let ended = phone.expect_event("call_ended", 10 * SECS);
+    assert_eq!(
+        ended["dtmf"], "123#",
+        "RFC 4733 digits reach the agent: {ended}"
+    );
+    let held: Vec<Value> = phone
+        .events_named("media")
+        .into_iter()
+        .filter(|m| m["status"] == "remote_hold")
+        .collect();
+    assert!(
+        !held.is_empty(),
+        "the hold re-INVITE reached the agent: {:?}",
+        phone.seen
+    );
+    pbx.closed().await;
+    phone.finish(10 * SECS);
+}

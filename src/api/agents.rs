@@ -1,5 +1,7 @@
 //! Agents: the generic CRUD, plus starting and ending pauses (SPEC §3).
 
+use std::collections::HashMap;
+
 use axum::extract::{Path, State};
 use axum::routing::post;
 use axum::{Json, Router};
@@ -9,7 +11,7 @@ use super::auth::Caller;
 use super::json::StrictJson;
 use super::resource::Resource;
 use crate::app::App;
-use crate::domain::{Agent, AgentInput, Id, PauseInput, Scope};
+use crate::domain::{Agent, AgentInput, Id, PauseInput, Presence, Scope};
 use crate::store::Page;
 
 pub struct Agents;
@@ -26,11 +28,13 @@ impl Resource for Agents {
     }
 
     async fn list(app: &App, after: Id, limit: usize) -> Result<Page<Agent>, ApiError> {
-        Ok(app.store().list_agents(after, limit).await?)
+        let mut page = app.store().list_agents(after, limit).await?;
+        with_presence(app, &mut page.items).await?;
+        Ok(page)
     }
 
     async fn get(app: &App, id: Id) -> Result<Agent, ApiError> {
-        Ok(app.store().get_agent(id).await?)
+        one_with_presence(app, app.store().get_agent(id).await?).await
     }
 
     async fn create(app: &App, input: AgentInput) -> Result<Agent, ApiError> {
@@ -69,8 +73,9 @@ async fn pause(
     caller.require(Scope::Calls)?;
     input.validate()?;
     let agent = app.store().pause_agent(id, &input.reason).await?;
+    app.numbering_plan_changed();
     tracing::info!(agent = id, reason = %input.reason, "agent paused");
-    Ok(Json(agent))
+    Ok(Json(one_with_presence(&app, agent).await?))
 }
 
 async fn unpause(
@@ -80,6 +85,38 @@ async fn unpause(
 ) -> Result<Json<Agent>, ApiError> {
     caller.require(Scope::Calls)?;
     let agent = app.store().unpause_agent(id).await?;
+    app.numbering_plan_changed();
     tracing::info!(agent = id, "agent pause ended");
-    Ok(Json(agent))
+    Ok(Json(one_with_presence(&app, agent).await?))
+}
+
+/// Presence as the call engine sees it (SPEC §5 "available"): registered
+/// from the registrar's bindings, busy from the live calls.
+async fn with_presence(app: &App, agents: &mut [Agent]) -> Result<(), ApiError> {
+    let directory = app.store().call_directory().await?;
+    let numbers: HashMap<Id, &str> = directory
+        .extensions
+        .iter()
+        .filter_map(|(number, agent)| Some(((*agent)?, number.as_str())))
+        .collect();
+    let registered = app.registered_extensions();
+    let busy = app.calls().busy_agents();
+    for a in agents {
+        let is_registered = numbers.get(&a.id).is_some_and(|n| registered.contains(*n));
+        a.presence = Presence::derive(
+            a.active,
+            a.extension_id.is_some(),
+            a.pause.is_some(),
+            is_registered,
+        );
+        a.busy = busy.contains(&a.id);
+    }
+    Ok(())
+}
+
+async fn one_with_presence(app: &App, agent: Agent) -> Result<Agent, ApiError> {
+    let mut one = [agent];
+    with_presence(app, &mut one).await?;
+    let [agent] = one;
+    Ok(agent)
 }

@@ -27,15 +27,21 @@ impl Resource for Holidays {
 
     async fn create(app: &App, input: HolidayInput) -> Result<Holiday, ApiError> {
         input.validate()?;
-        Ok(app.store().create_holiday(&input).await?)
+        let done = app.store().create_holiday(&input).await?;
+        app.numbering_plan_changed();
+        Ok(done)
     }
 
     async fn replace(app: &App, id: Id, input: HolidayInput) -> Result<Holiday, ApiError> {
         input.validate()?;
-        Ok(app.store().replace_holiday(id, &input).await?)
+        let done = app.store().replace_holiday(id, &input).await?;
+        app.numbering_plan_changed();
+        Ok(done)
     }
 
     async fn delete(app: &App, id: Id) -> Result<(), ApiError> {
-        Ok(app.store().delete_holiday(id).await?)
+        app.store().delete_holiday(id).await?;
+        app.numbering_plan_changed();
+        Ok(())
     }
 }

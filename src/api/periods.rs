@@ -27,15 +27,21 @@ impl Resource for Periods {
 
     async fn create(app: &App, input: PeriodInput) -> Result<Period, ApiError> {
         input.validate()?;
-        Ok(app.store().create_period(&input).await?)
+        let done = app.store().create_period(&input).await?;
+        app.numbering_plan_changed();
+        Ok(done)
     }
 
     async fn replace(app: &App, id: Id, input: PeriodInput) -> Result<Period, ApiError> {
         input.validate()?;
-        Ok(app.store().replace_period(id, &input).await?)
+        let done = app.store().replace_period(id, &input).await?;
+        app.numbering_plan_changed();
+        Ok(done)
     }
 
     async fn delete(app: &App, id: Id) -> Result<(), ApiError> {
-        Ok(app.store().delete_period(id).await?)
+        app.store().delete_period(id).await?;
+        app.numbering_plan_changed();
+        Ok(())
     }
 }

@@ -17,10 +17,9 @@ macro_rules! select {
     };
 }
 
-/// Whether the agent's extension is registered. Always false for now: SIP
-/// registration arrives with the registrar (a later issue), so every agent
-/// that is not paused shows as `offline` until then. This is the seam the
-/// registrar will fill.
+/// Whether the agent's extension is registered: the database cannot know
+/// (bindings live in the registrar's memory), so rows read here say
+/// `offline`, and the API fills in the live presence and `busy`.
 fn registered(_extension: Option<Id>) -> bool {
     false
 }

@@ -522,6 +522,15 @@ impl AgentBuilder {
         self.arg("--hangup-after").arg(secs_arg(secs))
     }
 
+    /// Blind-transfer (REFER) each answered call to `uri` `secs` after
+    /// CONFIRMED; events `transfer`, `transfer_status` (`code`, `final`).
+    pub fn transfer_to(self, uri: &str, secs: f64) -> Self {
+        self.arg("--transfer-to")
+            .arg(uri)
+            .arg("--transfer-after")
+            .arg(secs_arg(secs))
+    }
+
     /// Starts it and waits (15 s) until it is reachable (`ready`: registered,
     /// or listening with `direct`).
     pub fn spawn(self) -> Ua {

@@ -288,6 +288,21 @@ class UaCall(pj.Call):
         except pj.Error as exc:
             emit("error", call=self.n, message=f"unhold: {exc.info()}")
 
+    def transfer(self):
+        """Blind transfer (RFC 3515 REFER); the far end's NOTIFY reports it."""
+        if self.ended:
+            return
+        try:
+            self.xfer(self.args.transfer_to, pj.CallOpParam(True))
+            emit("transfer", call=self.n, to=self.args.transfer_to)
+        except pj.Error as exc:
+            emit("error", call=self.n, message=f"transfer: {exc.info()}")
+
+    def onCallTransferStatus(self, prm):
+        emit("transfer_status", call=self.n, code=int(prm.statusCode), final=bool(prm.finalNotify))
+        if prm.finalNotify and 200 <= int(prm.statusCode) < 300:
+            self.ua.after(0.0, self, lambda: self.do_hangup("hangup"))
+
     def send_dtmf(self):
         if self.ended:
             return
@@ -320,6 +335,8 @@ class UaCall(pj.Call):
                 self.ua.after(a.hangup_after, self, lambda: self.do_hangup("hangup"))
             if getattr(a, "hold_after", None) is not None:
                 self.ua.after(a.hold_after, self, self.hold)
+            if getattr(a, "transfer_to", None) and self.role != "caller":
+                self.ua.after(a.transfer_after, self, self.transfer)
             self._maybe_dtmf()
         elif st == pj.PJSIP_INV_STATE_DISCONNECTED and not self.ended:
             self.ended = True
@@ -723,6 +740,9 @@ def parse_args(argv):
                    help="send 180 at once, then 200 after SECONDS (default 0)")
     b.add_argument("--never-answer", action="store_true", help="send 180 and ring until CANCEL")
     b.add_argument("--reject", type=int, metavar="CODE", help="answer the INVITE with CODE (e.g. 486)")
+    a.add_argument("--transfer-to", metavar="URI",
+                   help="blind-transfer (REFER) each answered call to URI after --transfer-after seconds")
+    a.add_argument("--transfer-after", type=float, default=1.0, metavar="SECONDS")
     a.set_defaults(vanish=False, unregister_after=True)
 
     c = sub.add_parser("call", help="place one call and exit when it ends")
