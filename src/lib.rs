@@ -6,6 +6,7 @@ pub mod ami;
 pub mod api;
 pub mod app;
 pub mod asterisk;
+pub mod calls;
 pub mod config;
 pub mod domain;
 pub mod media;

@@ -40,5 +40,9 @@ fn describe() {
     metrics::describe_gauge!("pbx_ami_connected", "1 while the AMI session is up");
     metrics::describe_gauge!("pbx_registrations", "SIP contacts currently bound");
     metrics::describe_gauge!("pbx_calls_active", "Calls in progress");
+    metrics::describe_gauge!(
+        "pbx_calls_live",
+        "Calls in progress on this node's B2BUA (GET /api/v1/calls)"
+    );
     metrics::describe_gauge!("pbx_webhook_backlog", "Webhook deliveries pending");
 }
