@@ -4,6 +4,7 @@
 //! the calls a killed process left behind.
 
 pub mod live;
+pub mod recovery;
 pub mod trace;
 
 pub use live::{CallControl, CallState, LegRole, LegState, LiveCall, LiveCalls, LiveLeg};
