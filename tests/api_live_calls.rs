@@ -305,3 +305,37 @@ both!(
         assert_eq!(status, StatusCode::ACCEPTED);
     }
 );
+
+both!(
+    transfer_of_a_sip_call_not_live_here_is_a_conflict,
+    |srv: TestServer| async move {
+        let store = pbx_bridge::store::Store::connect(&srv.db.url)
+            .await
+            .unwrap();
+        let new = pbx_bridge::store::NewAttendance {
+            direction: Direction::Inbound,
+            department_id: None,
+            agent_id: None,
+            caller: "5511999990000".into(),
+            callee: "700".into(),
+            source: pbx_bridge::domain::CallSource::Sip,
+            opened_at: Utc::now(),
+            call_ref: Some("sip-call".into()),
+        };
+        let a = store
+            .open_attendance(&new, srv.settings.time_zone)
+            .await
+            .unwrap();
+        let (status, body) = srv
+            .post(
+                &format!("/calls/{}/transfer", a.protocol),
+                json!({"target": "200"}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT, "{body}");
+        assert!(
+            body["detail"].as_str().unwrap().contains("not live"),
+            "{body}"
+        );
+    }
+);

@@ -193,9 +193,12 @@ async fn transfer(
     };
     let current = app.store().get_attendance(protocol.as_str()).await?;
     let (CallSource::Ami, Some(linkedid)) = (source, call_ref) else {
-        return Err(ApiError::Conflict(format!(
-            "call {id} is not an Asterisk call; it is not transferred through AMI"
-        )));
+        return Err(ApiError::Conflict(match source {
+            CallSource::Sip => format!("call {id} is not live on this bridge node"),
+            CallSource::Ami => {
+                format!("call {id} is not an Asterisk call; it is not transferred through AMI")
+            }
+        }));
     };
     if current.ended_at.is_some() {
         return Err(ApiError::Conflict(format!("call {id} has ended")));

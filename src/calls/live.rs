@@ -241,12 +241,13 @@ impl LiveCalls {
         self.read().calls.get(id).map(|e| e.control.clone())
     }
 
-    /// agents with a leg not Ended in any live call (ringing or talking): not available for a new call
+    /// Agents with a leg not ended in any live call (ringing or talking):
+    /// not available for a new call.
     pub fn busy_agents(&self) -> HashSet<i64> {
         self.read().agents.keys().copied().collect()
     }
 
-    /// extensions (numbers) with a leg not Ended in any live call
+    /// Extension numbers with a leg not ended in any live call.
     pub fn busy_extensions(&self) -> HashSet<String> {
         self.read().extensions.keys().cloned().collect()
     }
