@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use crate::ami::AmiHandle;
+use crate::calls::{LiveCalls, SipTraces};
 use crate::config::Settings;
 use crate::domain::{AclAction, AclApplies, AclRule, Registrations};
 use crate::sip::auth::Algorithm;
@@ -38,9 +39,18 @@ struct Inner {
     /// trunks), bumped by every API change so the call engines re-read it
     /// at once instead of at their next periodic refresh.
     numbering_plan: tokio::sync::watch::Sender<u64>,
-    calls: crate::calls::LiveCalls,
-    traces: crate::calls::SipTraces,
+    /// The calls in progress on this node.
+    calls: LiveCalls,
+    /// The SIP messages of live and recently ended calls.
+    traces: SipTraces,
 }
+
+/// SIP messages kept per call (the first and last half).
+const TRACE_MESSAGES_PER_CALL: usize = 500;
+/// Ended calls whose SIP trace is kept.
+const TRACE_ENDED_CALLS: usize = 10_000;
+/// How long an ended call's SIP trace is kept.
+const TRACE_KEEP_FOR: std::time::Duration = std::time::Duration::from_secs(3600);
 
 impl App {
     pub fn new(
@@ -59,8 +69,8 @@ impl App {
             credentials: RwLock::new(HashMap::new()),
             ami: AmiHandle::new(),
             numbering_plan: tokio::sync::watch::Sender::new(0),
-            calls: crate::calls::LiveCalls::new(),
-            traces: crate::calls::SipTraces::new(500, 10_000, std::time::Duration::from_secs(3600)),
+            calls: LiveCalls::new(),
+            traces: SipTraces::new(TRACE_MESSAGES_PER_CALL, TRACE_ENDED_CALLS, TRACE_KEEP_FOR),
         }))
     }
 
@@ -203,18 +213,18 @@ impl App {
             .unwrap_or_default()
     }
 
-    /// Live calls, for the API and presence.
-    pub fn calls(&self) -> &crate::calls::LiveCalls {
-        &self.0.calls
-    }
-
-    /// Per-call SIP traces.
-    pub fn traces(&self) -> &crate::calls::SipTraces {
-        &self.0.traces
-    }
-
     /// The AMI client: its status and the actions it can send.
     pub fn ami(&self) -> &AmiHandle {
         &self.0.ami
+    }
+
+    /// The calls in progress on this node.
+    pub fn calls(&self) -> &LiveCalls {
+        &self.0.calls
+    }
+
+    /// The per-call SIP traces.
+    pub fn traces(&self) -> &SipTraces {
+        &self.0.traces
     }
 }

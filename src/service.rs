@@ -42,6 +42,7 @@ impl Service {
                 settings.recordings_dir.display()
             )
         })?;
+        recover_calls(&store, &settings).await;
         let http = TcpListener::bind(settings.http_listen)
             .await
             .with_context(|| {
@@ -138,6 +139,23 @@ impl Service {
             .context("admin API failed")?;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Ends the calls the previous run left live (before SIP can take new
+/// ones). A failure is logged and the start goes on: a service that does
+/// not start loses more calls than one with stale attendances.
+async fn recover_calls(store: &Store, settings: &Settings) {
+    match crate::calls::recovery::recover(store, &settings.recordings_dir, settings.time_zone).await
+    {
+        Ok(r) if r.is_empty() => {}
+        Ok(r) => tracing::info!(
+            ended = r.ended,
+            closed = r.closed,
+            recordings_repaired = r.recordings_repaired,
+            "crash recovery: calls left live by the previous run are ended"
+        ),
+        Err(e) => tracing::error!(error = %e, "crash recovery failed; starting anyway"),
     }
 }
 

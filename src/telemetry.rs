@@ -39,6 +39,13 @@ fn describe() {
     );
     metrics::describe_gauge!("pbx_ami_connected", "1 while the AMI session is up");
     metrics::describe_gauge!("pbx_registrations", "SIP contacts currently bound");
-    metrics::describe_gauge!("pbx_calls_active", "Calls in progress");
+    metrics::describe_histogram!(
+        "pbx_call_setup_seconds",
+        "B2BUA setup latency: stage=invite_to_fork (INVITE in → first agent INVITE out), stage=answer_to_caller (agent 200 OK in → caller 200 OK out)"
+    );
+    metrics::describe_gauge!(
+        "pbx_calls_live",
+        "Calls in progress on this node's B2BUA (GET /api/v1/calls)"
+    );
     metrics::describe_gauge!("pbx_webhook_backlog", "Webhook deliveries pending");
 }

@@ -10,7 +10,9 @@ mod peers;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use peers::{AgentBuilder, CallerBuilder, Service, Ua, make_tone, wav_duration, wav_stat};
+use peers::{
+    AgentBuilder, CallerBuilder, Service, Ua, make_tone, run_sipp, sipp, wav_duration, wav_stat,
+};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -26,7 +28,11 @@ struct Pbx {
 impl Pbx {
     /// The bridge with a trunk for loopback callers.
     async fn start() -> Pbx {
-        let svc = Service::start(&[]).await;
+        Pbx::start_with(&[]).await
+    }
+
+    async fn start_with(env: &[(&str, &str)]) -> Pbx {
+        let svc = Service::start(env).await;
         let (s, b) = svc
             .api(
                 Method::POST,
@@ -310,6 +316,8 @@ async fn caller_hanging_up_while_ringing_is_abandoned() {
     assert_eq!(a["close_reason"], "abandoned", "{a}");
     assert!(a["answered_at"].is_null());
     assert!(a["recording"].is_null());
+    let (_, calls) = pbx.svc.api(Method::GET, "/calls", None).await;
+    assert_eq!(calls["items"], json!([]), "no live call is left");
     phone.finish(10 * SECS);
 }
 
@@ -467,5 +475,126 @@ async fn hold_and_dtmf_pass_through() {
         phone.seen
     );
     pbx.closed().await;
+    phone.finish(10 * SECS);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_api_lists_hangs_up_and_traces_a_live_call() {
+    let pbx = Pbx::start().await;
+    let dept = pbx
+        .department(json!({"name": "Suporte", "pabx_code": 780, "close_on_hangup": true}))
+        .await;
+    let agent = pbx.agent("1081", &[dept]).await;
+    let mut phone = pbx.phone("1081").answer_after(0.2).spawn();
+    let mut caller = pbx.caller("780").max_duration(30.0).spawn();
+    caller.expect_event("confirmed", 10 * SECS);
+    let (_, calls) = pbx.svc.api(Method::GET, "/calls", None).await;
+    let items = calls["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{calls}");
+    let call = &items[0];
+    assert_eq!(call["state"], "answered", "{call}");
+    assert_eq!(call["agent_id"], agent);
+    assert_eq!(call["department_id"], dept);
+    let (_, agents) = pbx
+        .svc
+        .api(Method::GET, &format!("/agents/{agent}"), None)
+        .await;
+    assert_eq!(agents["busy"], true, "{agents}");
+    assert_eq!(agents["presence"], "available");
+    let id = call["id"].as_str().unwrap().to_owned();
+    let (status, _) = pbx
+        .svc
+        .api(Method::DELETE, &format!("/calls/{id}"), None)
+        .await;
+    assert_eq!(status, 202);
+    let ended = caller.expect_event("call_ended", 10 * SECS);
+    assert_eq!(ended["ended_by"], "remote", "the bridge sent BYE: {ended}");
+    let a = pbx.closed().await;
+    assert_eq!(a["close_reason"], "api", "{a}");
+    let (status, trace) = pbx
+        .svc
+        .api(Method::GET, &format!("/calls/{id}/sip-trace"), None)
+        .await;
+    assert_eq!(status, 200, "the trace outlives the call: {trace}");
+    let lines: Vec<&str> = trace["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["first_line"].as_str().unwrap_or_default())
+        .collect();
+    for expected in ["INVITE sip:780@", "SIP/2.0 180", "SIP/2.0 200", "BYE sip:"] {
+        assert!(
+            lines.iter().any(|l| l.starts_with(expected)),
+            "{expected:?} in the trace: {lines:#?}"
+        );
+    }
+    phone.finish(10 * SECS);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dead_media_ends_the_call() {
+    let pbx = Pbx::start_with(&[("PBX_BRIDGE_RTP_TIMEOUT_S", "2")]).await;
+    let dept = pbx
+        .department(json!({"name": "Suporte", "pabx_code": 790, "close_on_hangup": true}))
+        .await;
+    pbx.agent("1091", &[dept]).await;
+    let mut phone = pbx.phone("1091").answer_after(0.2).spawn();
+    // SIPp's built-in caller sends no RTP at all.
+    let dir = tempfile::tempdir().unwrap();
+    let _ = sipp();
+    let args: Vec<String> = [
+        "-sn",
+        "uac",
+        "-s",
+        "790",
+        "-m",
+        "1",
+        "-d",
+        "15000",
+        "-i",
+        "127.0.0.1",
+        "-timeout",
+        "25",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .chain([pbx.svc.sip.to_string()])
+    .collect();
+    let started = std::time::Instant::now();
+    let _ = run_sipp(dir.path(), &args, 30 * SECS);
+    let a = pbx.closed().await;
+    assert_eq!(a["close_reason"], "failed", "{a}");
+    let talk = secs_between(&a, "answered_at", "ended_at");
+    assert!(
+        (1.5..6.0).contains(&talk),
+        "ended by the 2 s dead-media rule, not the 15 s call: {talk} s"
+    );
+    assert!(started.elapsed() < 14 * SECS);
+    phone.finish(10 * SECS);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_who_lets_calls_ring_out_is_paused() {
+    let pbx = Pbx::start().await;
+    let dept = pbx
+        .department(
+            json!({"name": "Suporte", "pabx_code": 795, "ring_timeout_s": 5,
+            "auto_pause_after_missed": 1}),
+        )
+        .await;
+    let agent = pbx.agent("1095", &[dept]).await;
+    let mut phone = pbx.phone("1095").never_answer().spawn();
+    let mut caller = pbx.caller("795").expect_status(480).spawn();
+    assert_eq!(caller.wait(30 * SECS), 0, "caller:\n{}", caller.log());
+    let ended = phone.expect_event("call_ended", 10 * SECS);
+    assert_eq!(ended["status"], 487, "{ended}");
+    let a = pbx.closed().await;
+    assert_eq!(a["close_reason"], "no_answer", "{a}");
+    let (_, paused) = pbx
+        .svc
+        .api(Method::GET, &format!("/agents/{agent}"), None)
+        .await;
+    assert_eq!(paused["pause"]["reason"], "missed_calls", "{paused}");
+    assert_eq!(paused["presence"], "paused");
     phone.finish(10 * SECS);
 }

@@ -1,26 +1,98 @@
-//! Call actions on Asterisk through AMI (SPEC §5, §6): click-to-call with
-//! `Originate`, blind transfer of an Asterisk call with `Redirect`.
+//! Calls (SPEC §5, §6): the live calls of the bridge's own B2BUA (list,
+//! read, hang up, SIP trace, blind transfer, all through the call task's
+//! control channel), and the actions on Asterisk through AMI: click-to-call
+//! with `Originate`, blind transfer of an Asterisk call with `Redirect`.
+
+use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tokio::sync::{mpsc, oneshot};
 
 use super::ApiError;
 use super::auth::Caller;
 use super::json::StrictJson;
 use crate::ami::AmiActionError;
 use crate::app::App;
+use crate::calls::{CallControl, LiveCall};
 use crate::domain::{CallSource, FieldErrors, Protocol, Scope, Transfer};
 use crate::store::StoreError;
 
+/// How long the API waits for a call task to accept or refuse a transfer:
+/// the task answers as soon as it has started the transfer or decided it
+/// cannot, which takes milliseconds unless the task is stuck.
+const TRANSFER_REPLY_TIMEOUT: Duration = Duration::from_secs(5);
+
 pub fn routes() -> Router<App> {
     Router::new()
-        .route("/calls", post(click_to_call))
+        .route("/calls", get(list).post(click_to_call))
+        .route("/calls/{id}", get(read).delete(hang_up))
+        .route("/calls/{id}/sip-trace", get(sip_trace))
         .route("/calls/{id}/transfer", post(transfer))
+}
+
+fn not_live(id: &str) -> ApiError {
+    ApiError::NotFound(format!("no live call {id}"))
+}
+
+/// `GET /calls`: this node's live calls, oldest first.
+async fn list(State(app): State<App>, caller: Caller) -> Result<Json<Value>, ApiError> {
+    caller.require(Scope::Calls)?;
+    Ok(Json(json!({ "items": app.calls().list() })))
+}
+
+/// `GET /calls/{id}`: one live call, by protocol.
+async fn read(
+    State(app): State<App>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<LiveCall>, ApiError> {
+    caller.require(Scope::Calls)?;
+    app.calls().get(&id).map(Json).ok_or_else(|| not_live(&id))
+}
+
+/// `DELETE /calls/{id}`: asks the call's task to hang up every leg. 202:
+/// the request is delivered; the call leaves the list once its legs ended.
+async fn hang_up(
+    State(app): State<App>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<LiveCall>), ApiError> {
+    caller.require(Scope::Calls)?;
+    let call = app.calls().get(&id).ok_or_else(|| not_live(&id))?;
+    let control = app.calls().control(&id).ok_or_else(|| not_live(&id))?;
+    // A closed channel: the task is gone and the call is ending anyway.
+    control
+        .send(CallControl::HangUp)
+        .map_err(|_| not_live(&id))?;
+    tracing::info!(protocol = %id, "hang-up requested through the API");
+    Ok((StatusCode::ACCEPTED, Json(call)))
+}
+
+/// `GET /calls/{id}/sip-trace`: the SIP messages of a live or recently
+/// ended call, by protocol, with how many were dropped from the middle.
+async fn sip_trace(
+    State(app): State<App>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require(Scope::Calls)?;
+    let trace = app.traces().snapshot(&id).ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "no SIP trace of {id}: not a call of this node, or ended too long ago"
+        ))
+    })?;
+    Ok(Json(json!({
+        "protocol": id,
+        "ended": trace.ended,
+        "dropped": trace.dropped,
+        "messages": trace.messages,
+    })))
 }
 
 #[derive(Debug, Deserialize)]
@@ -94,19 +166,24 @@ async fn click_to_call(
     ))
 }
 
-/// `POST /calls/{id}/transfer {target}`: for a call Asterisk handles, `id`
-/// is the attendance's protocol; the customer's channel is redirected to
-/// the department code (or extension) `target`, and the transfer recorded.
+/// `POST /calls/{id}/transfer {target}`: `id` is the attendance's
+/// protocol. A live call of this bridge is handed to its call task, which
+/// moves the caller and records the transfer; for a call Asterisk handles,
+/// the customer's channel is redirected to the department code (or
+/// extension) `target`, and the transfer recorded here.
 async fn transfer(
     State(app): State<App>,
     caller: Caller,
     Path(id): Path<String>,
     StrictJson(input): StrictJson<TransferInput>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     caller.require(Scope::Calls)?;
     let mut errors = FieldErrors::new();
     dial(&mut errors, "target", &input.target);
     errors.into_result()?;
+    if let Some(control) = app.calls().control(&id) {
+        return sip_transfer(&id, control, input.target).await;
+    }
     let protocol =
         Protocol::parse(&id).map_err(|_| ApiError::NotFound(format!("no live call {id}")))?;
     let (source, call_ref) = match app.store().attendance_call_ref(protocol.as_str()).await {
@@ -116,9 +193,12 @@ async fn transfer(
     };
     let current = app.store().get_attendance(protocol.as_str()).await?;
     let (CallSource::Ami, Some(linkedid)) = (source, call_ref) else {
-        return Err(ApiError::Conflict(format!(
-            "call {id} is not an Asterisk call; it is not transferred through AMI"
-        )));
+        return Err(ApiError::Conflict(match source {
+            CallSource::Sip => format!("call {id} is not live on this bridge node"),
+            CallSource::Ami => {
+                format!("call {id} is not an Asterisk call; it is not transferred through AMI")
+            }
+        }));
     };
     if current.ended_at.is_some() {
         return Err(ApiError::Conflict(format!("call {id} has ended")));
@@ -145,10 +225,54 @@ async fn transfer(
         .store()
         .record_transfer(protocol.as_str(), &transfer)
         .await?;
-    Ok(Json(json!({
-        "status": "transferred",
-        "protocol": updated.protocol,
-        "target": input.target,
-        "transfers": updated.transfers,
-    })))
+    Ok((
+        StatusCode::OK,
+        Json(json!({
+            "status": "transferred",
+            "protocol": updated.protocol,
+            "target": input.target,
+            "transfers": updated.transfers,
+        })),
+    ))
+}
+
+/// Asks a live SIP call's task to transfer it and waits for its answer: a
+/// refusal (unknown target, nobody there, a leg in the wrong state) is the
+/// client's to fix, so it comes back as a 422 on `target`.
+async fn sip_transfer(
+    id: &str,
+    control: mpsc::UnboundedSender<CallControl>,
+    target: String,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let ended = || ApiError::Conflict(format!("call {id} ended before the transfer"));
+    let (reply, answer) = oneshot::channel();
+    control
+        .send(CallControl::Transfer {
+            target: target.clone(),
+            reply,
+        })
+        .map_err(|_| ended())?;
+    match tokio::time::timeout(TRANSFER_REPLY_TIMEOUT, answer).await {
+        Ok(Ok(Ok(()))) => {
+            tracing::info!(protocol = %id, %target, "transfer requested through the API");
+            Ok((
+                StatusCode::ACCEPTED,
+                Json(json!({
+                    "status": "transferring",
+                    "via": "sip",
+                    "protocol": id,
+                    "target": target,
+                })),
+            ))
+        }
+        Ok(Ok(Err(why))) => Err(ApiError::invalid("target", why)),
+        Ok(Err(_)) => Err(ended()),
+        Err(_) => {
+            tracing::warn!(protocol = %id, %target, "call task did not answer a transfer request");
+            Err(ApiError::Unavailable(format!(
+                "call {id} did not answer the transfer request within {} s",
+                TRANSFER_REPLY_TIMEOUT.as_secs()
+            )))
+        }
+    }
 }

@@ -6,7 +6,7 @@ use axum::Json;
 use serde_json::{Value, json};
 use utoipa::openapi::ComponentsBuilder;
 
-use crate::domain;
+use crate::{calls, domain};
 
 /// A CRUD resource in the document: path, tag, representation, input.
 struct Crud {
@@ -211,14 +211,18 @@ fn agent_pause_paths(paths: &mut serde_json::Map<String, Value>) {
     );
 }
 
-/// The PBX singleton and the webhook delivery history.
-/// Asterisk calls through AMI: click-to-call, transfer, the client status.
+/// Calls: the bridge's live calls and their SIP traces, the actions on
+/// Asterisk through AMI (click-to-call, transfer), the AMI client status.
 fn ami_paths(paths: &mut serde_json::Map<String, Value>) {
     let m = |v: Value| v.as_object().cloned().unwrap_or_default();
     let dial = json!({"type": "string", "pattern": "^[0-9+*#]{1,32}$"});
     paths.insert(
         "/calls".into(),
-        json!({"post": {"tags": ["calls"], "summary": "Click-to-call (scope calls): Originate on Asterisk rings PJSIP/<from_extension>, which then dials `to`",
+        json!({
+        "get": {"tags": ["calls"], "summary": "Live calls of this node's B2BUA, oldest first (scope calls)",
+        "responses": errors(m(json!({"200": ok("the live calls", json!({"type": "object", "required": ["items"],
+            "properties": {"items": {"type": "array", "items": schema_ref("LiveCall")}}}))})))},
+        "post": {"tags": ["calls"], "summary": "Click-to-call (scope calls): Originate on Asterisk rings PJSIP/<from_extension>, which then dials `to`",
         "requestBody": {"required": true, "content": {"application/json": {"schema": {
             "type": "object", "additionalProperties": false, "required": ["from_extension", "to"],
             "properties": {"from_extension": dial, "to": dial}}}}},
@@ -226,18 +230,44 @@ fn ami_paths(paths: &mut serde_json::Map<String, Value>) {
             "202": ok("queued on Asterisk", json!({"type": "object"})),
             "503": problem("the PBX is disabled or AMI is not connected")})))}}),
     );
+    let call_id = json!({"name": "id", "in": "path", "required": true, "description": "the call's protocol", "schema": {"type": "string"}});
+    paths.insert(
+        "/calls/{id}".into(),
+        json!({
+            "parameters": [call_id],
+            "get": {"tags": ["calls"], "summary": "A live call (scope calls)",
+                    "responses": errors(m(json!({"200": ok("the call", schema_ref("LiveCall")), "404": problem("no such live call")})))},
+            "delete": {"tags": ["calls"], "summary": "Hang up every leg of a live call (scope calls)",
+                       "responses": errors(m(json!({"202": ok("hang-up requested; the call as it was", schema_ref("LiveCall")),
+                                                       "404": problem("no such live call")})))}
+        }),
+    );
+    paths.insert(
+        "/calls/{id}/sip-trace".into(),
+        json!({
+            "parameters": [call_id],
+            "get": {"tags": ["calls"], "summary": "The SIP messages of a live or recently ended call, by protocol (scope calls). A call keeps its first and last messages; `dropped` counts those left out in between",
+                    "responses": errors(m(json!({"200": ok("the trace", json!({"type": "object",
+                        "required": ["protocol", "ended", "dropped", "messages"],
+                        "properties": {"protocol": {"type": "string"}, "ended": {"type": "boolean"},
+                                       "dropped": {"type": "integer"},
+                                       "messages": {"type": "array", "items": schema_ref("TracedMessage")}}})),
+                        "404": problem("no trace kept for this protocol")})))}
+        }),
+    );
     paths.insert(
         "/calls/{id}/transfer".into(),
-        json!({"post": {"tags": ["calls"], "summary": "Blind transfer (scope calls): for an Asterisk call, `id` is its attendance's protocol; Redirect of the customer's channel to the department code or extension `target`",
-        "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+        json!({"post": {"tags": ["calls"], "summary": "Blind transfer (scope calls) of the call with protocol `id` to the department code or extension `target`: a live call of this bridge through its call task (202), else an Asterisk call by Redirect of the customer's channel (200)",
+        "parameters": [call_id],
         "requestBody": {"required": true, "content": {"application/json": {"schema": {
             "type": "object", "additionalProperties": false, "required": ["target"],
             "properties": {"target": dial}}}}},
         "responses": errors(m(json!({
-            "200": ok("transferred; the attendance's transfer history", json!({"type": "object"})),
+            "200": ok("Asterisk call transferred; the attendance's transfer history", json!({"type": "object"})),
+            "202": ok("bridge call: the transfer is under way", json!({"type": "object"})),
             "404": problem("no such call"),
             "409": problem("the call has ended, is not on Asterisk, or Asterisk refused"),
-            "503": problem("the PBX is disabled or AMI is not connected")})))}}),
+            "503": problem("the PBX is disabled or AMI is not connected, or the call did not answer within 5 s")})))}}),
     );
     paths.insert(
         "/pbx/status".into(),
@@ -338,6 +368,13 @@ pub fn build() -> Value {
         .schema_from::<Registrations>()
         .schema_from::<Registration>()
         .schema_from::<AuthLockout>()
+        .schema_from::<calls::LiveCall>()
+        .schema_from::<calls::LiveLeg>()
+        .schema_from::<calls::CallState>()
+        .schema_from::<calls::LegRole>()
+        .schema_from::<calls::LegState>()
+        .schema_from::<calls::TracedMessage>()
+        .schema_from::<calls::TraceDirection>()
         .build();
     let mut schemas = serde_json::to_value(&components)
         .ok()

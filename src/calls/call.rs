@@ -992,7 +992,10 @@ impl Call {
         else {
             return;
         };
-        let config = RelayConfig::default();
+        let config = RelayConfig {
+            dead_media_after: self.svc.app.settings().rtp_timeout,
+            ..RelayConfig::default()
+        };
         let mut session = MediaSession::new(config, now);
         if let Some(caller_audio) = audio_of(&self.caller.sdp) {
             session.set_remote(Side::Caller, &caller_audio, now);

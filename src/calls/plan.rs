@@ -153,3 +153,116 @@ impl CallPlan {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Membership, Pause, Presence};
+
+    fn agent(id: Id, extension_id: Option<Id>, paused: bool) -> Agent {
+        Agent {
+            id,
+            name: format!("a{id}"),
+            extension_id,
+            active: true,
+            departments: vec![Membership {
+                department_id: 1,
+                receives_calls: true,
+                responsible: false,
+            }],
+            pause: paused.then(|| Pause {
+                reason: "lunch".into(),
+                since: chrono::Utc::now(),
+            }),
+            presence: Presence::Offline,
+            busy: false,
+            created_at: chrono::Utc::now(),
+            updated_at: chrono::Utc::now(),
+        }
+    }
+
+    fn extension(id: Id, number: &str, active: bool) -> Extension {
+        Extension {
+            id,
+            number: number.into(),
+            display_name: String::new(),
+            digest_algorithms: Vec::new(),
+            agent_id: None,
+            active,
+            follow_me: Default::default(),
+            created_at: chrono::Utc::now(),
+            updated_at: chrono::Utc::now(),
+        }
+    }
+
+    fn plan() -> CallPlan {
+        let agents = vec![
+            agent(1, Some(11), false), // registered, free
+            agent(2, Some(12), true),  // paused
+            agent(3, Some(13), false), // not registered
+            agent(4, Some(14), false), // in a call
+            agent(5, None, false),     // no extension
+            agent(6, Some(16), false), // extension disabled
+        ];
+        let extensions = [
+            extension(11, "1011", true),
+            extension(12, "1012", true),
+            extension(13, "1013", true),
+            extension(14, "1014", true),
+            extension(16, "1016", false),
+        ];
+        let agent_numbers: HashMap<Id, String> = agents
+            .iter()
+            .filter_map(|a| {
+                let e = extensions
+                    .iter()
+                    .find(|e| Some(e.id) == a.extension_id && e.active)?;
+                Some((a.id, e.number.clone()))
+            })
+            .collect();
+        CallPlan {
+            number_agents: agent_numbers.iter().map(|(a, n)| (n.clone(), *a)).collect(),
+            agent_numbers,
+            agents,
+            extensions: extensions
+                .into_iter()
+                .map(|e| (e.number.clone(), e))
+                .collect(),
+            ..CallPlan::default()
+        }
+    }
+
+    #[test]
+    fn availability_comes_from_pause_registration_and_live_calls() {
+        let registered: HashSet<String> = ["1011", "1012", "1014", "1016"]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        let busy: HashSet<Id> = [4].into_iter().collect();
+        let dir = plan().directory(&registered, &busy, &HashMap::new());
+        let state = |id| dir.agent(id).map(|a| a.state);
+        assert_eq!(state(1), Some(AgentState::Available));
+        assert_eq!(state(2), Some(AgentState::Paused));
+        assert_eq!(state(3), Some(AgentState::Offline));
+        assert_eq!(state(4), Some(AgentState::Busy));
+        assert_eq!(state(5), Some(AgentState::Offline));
+        assert_eq!(
+            state(6),
+            Some(AgentState::Offline),
+            "a disabled extension cannot ring"
+        );
+    }
+
+    #[test]
+    fn agents_and_extensions_are_found_both_ways() {
+        let p = plan();
+        assert_eq!(p.agent_extension(1), Some("1011"));
+        assert_eq!(p.agent_of_extension("1014"), Some(4));
+        assert_eq!(p.agent_extension(6), None);
+        assert!(
+            p.extension("1016").is_none(),
+            "inactive extensions are not dialable"
+        );
+        assert!(p.department_by_code("abc").is_none());
+    }
+}

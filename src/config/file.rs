@@ -31,6 +31,7 @@ pub struct FileSettings {
     pub auth_max_failures: Option<u64>,
     pub auth_failure_window_s: Option<u64>,
     pub auth_lockout_s: Option<u64>,
+    pub rtp_timeout_s: Option<u64>,
 }
 
 impl FileSettings {

@@ -54,6 +54,9 @@ pub struct Settings {
     pub auth_max_failures: u32,
     pub auth_failure_window: Duration,
     pub auth_lockout: Duration,
+    /// Dead media: a call with no RTP from a leg for this long is ended
+    /// (and the reason logged), so a vanished phone does not hold an agent.
+    pub rtp_timeout: Duration,
 }
 
 /// A setting that could not be used; the message names it.

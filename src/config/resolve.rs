@@ -77,6 +77,9 @@ pub struct RawSettings {
     /// How long a locked-out address is refused, seconds. Default 900.
     #[arg(long, env = "PBX_BRIDGE_AUTH_LOCKOUT_S")]
     pub auth_lockout_s: Option<String>,
+    /// Seconds without RTP after which a call is ended (dead media), 1-3600. Default 30.
+    #[arg(long, env = "PBX_BRIDGE_RTP_TIMEOUT_S")]
+    pub rtp_timeout_s: Option<String>,
 }
 
 /// Merges the layers and validates every value.
@@ -197,6 +200,18 @@ pub fn resolve(raw: &RawSettings) -> Result<Settings, SettingError> {
         file.auth_lockout_s,
         900,
     )?;
+    let rtp_timeout_s = number(
+        "PBX_BRIDGE_RTP_TIMEOUT_S",
+        raw.rtp_timeout_s.as_deref(),
+        file.rtp_timeout_s,
+        30,
+    )?;
+    if !(1..=3600).contains(&rtp_timeout_s) {
+        return Err(SettingError::new(
+            "PBX_BRIDGE_RTP_TIMEOUT_S",
+            format!("{rtp_timeout_s} must be 1 to 3600 seconds"),
+        ));
+    }
     let sip_realm =
         pick(&raw.sip_realm, &file.sip_realm).unwrap_or_else(|| "pbx-bridge".to_owned());
     if sip_realm.is_empty() || sip_realm.chars().any(|c| c.is_control() || c == '"') {
@@ -247,6 +262,7 @@ pub fn resolve(raw: &RawSettings) -> Result<Settings, SettingError> {
         auth_max_failures: u32::try_from(auth_max_failures).unwrap_or(u32::MAX),
         auth_failure_window: Duration::from_secs(auth_window),
         auth_lockout: Duration::from_secs(auth_lockout),
+        rtp_timeout: Duration::from_secs(rtp_timeout_s),
     })
 }
 
@@ -312,6 +328,42 @@ mod tests {
         assert!(s.database_url.starts_with("sqlite://./data/"));
         assert_eq!(s.default_digest_algorithms, vec![DigestAlgorithm::Md5]);
         assert_eq!(s.time_zone, chrono_tz::America::Sao_Paulo);
+        assert_eq!(s.rtp_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn rtp_timeout_layers_and_bounds() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "rtp_timeout_s = 45\n").unwrap();
+        let from_file = RawSettings {
+            config: Some(path.clone()),
+            ..Default::default()
+        };
+        assert_eq!(
+            resolve(&from_file).unwrap().rtp_timeout,
+            Duration::from_secs(45)
+        );
+        let flag = RawSettings {
+            rtp_timeout_s: Some("5".into()),
+            ..from_file
+        };
+        assert_eq!(resolve(&flag).unwrap().rtp_timeout, Duration::from_secs(5));
+        for bad in ["0", "3601", "ten", "-1"] {
+            let raw = RawSettings {
+                rtp_timeout_s: Some(bad.into()),
+                ..Default::default()
+            };
+            let err = resolve(&raw).unwrap_err().to_string();
+            assert!(err.contains("PBX_BRIDGE_RTP_TIMEOUT_S"), "{bad}: {err}");
+        }
+        std::fs::write(&path, "rtp_timeout_s = 0\n").unwrap();
+        let raw = RawSettings {
+            config: Some(path),
+            ..Default::default()
+        };
+        let err = resolve(&raw).unwrap_err().to_string();
+        assert!(err.contains("PBX_BRIDGE_RTP_TIMEOUT_S"), "{err}");
     }
 
     #[test]

@@ -4,7 +4,9 @@
 use futures_util::{Stream, StreamExt};
 use sqlx::any::AnyRow;
 
-use super::row::{get_ts, int, json, ms, now_ms, opt_int, opt_text, opt_ts, parsed, text, to_json};
+use super::row::{
+    get_ts, int, json, ms, now_ms, opt_flag, opt_int, opt_text, opt_ts, parsed, text, to_json,
+};
 use super::{Page, Store, StoreError};
 use crate::domain::{
     Attendance, AttendanceStatus, CallSource, CloseReason, Direction, Id, Protocol, RecordingInfo,
@@ -230,6 +232,110 @@ impl Store {
             return Err(StoreError::NotFound);
         }
         Ok(())
+    }
+}
+
+/// A call of the bridge's own B2BUA that a previous process left live: what
+/// crash recovery needs to end it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InterruptedCall {
+    pub protocol: String,
+    pub status: AttendanceStatus,
+    pub opened_at: Timestamp,
+    pub answered_at: Option<Timestamp>,
+    pub last_activity_at: Timestamp,
+    /// Whether its department closes attendances when the call ends.
+    pub close_on_hangup: bool,
+    /// Whether a recording is linked already.
+    pub has_recording: bool,
+}
+
+/// Crash recovery's reads and writes (SPEC §4 "Crash recovery").
+impl Store {
+    /// SIP calls that never ended: live in the process that handled them
+    /// when it stopped without ending them.
+    pub async fn interrupted_sip_calls(&self) -> Result<Vec<InterruptedCall>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT a.protocol, a.status, a.opened_at, a.answered_at, a.last_activity_at, \
+             a.recording_path, d.close_on_hangup \
+             FROM attendances a LEFT JOIN departments d ON d.id = a.department_id \
+             WHERE a.source = 'sip' AND a.ended_at IS NULL AND a.status <> 'closed' \
+             ORDER BY a.protocol",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(InterruptedCall {
+                    protocol: text(row, "protocol")?,
+                    status: parsed(row, "status")?,
+                    opened_at: get_ts(row, "opened_at")?,
+                    answered_at: opt_ts(row, "answered_at")?,
+                    last_activity_at: get_ts(row, "last_activity_at")?,
+                    close_on_hangup: opt_flag(row, "close_on_hangup")?.unwrap_or(false),
+                    has_recording: opt_text(row, "recording_path")?.is_some(),
+                })
+            })
+            .collect()
+    }
+
+    /// Ends an interrupted call at `at` (its last known activity, which
+    /// stays as it is), closing it with `close` at the same instant when
+    /// given. `false` when it had ended meanwhile.
+    pub async fn end_interrupted_call(
+        &self,
+        protocol: &str,
+        at: Timestamp,
+        close: Option<CloseReason>,
+    ) -> Result<bool, StoreError> {
+        let done = match close {
+            None => {
+                sqlx::query(
+                    "UPDATE attendances SET ended_at = $1 \
+                     WHERE protocol = $2 AND ended_at IS NULL AND status <> 'closed'",
+                )
+                .bind(ms(at))
+                .bind(protocol)
+                .execute(&self.pool)
+                .await?
+            }
+            Some(reason) => {
+                sqlx::query(
+                    "UPDATE attendances SET ended_at = $1, status = 'closed', \
+                     close_reason = $2, closed_at = $1 \
+                     WHERE protocol = $3 AND ended_at IS NULL AND status <> 'closed'",
+                )
+                .bind(ms(at))
+                .bind(reason.as_str())
+                .bind(protocol)
+                .execute(&self.pool)
+                .await?
+            }
+        };
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The newest activity of any SIP call, if there is one.
+    pub async fn last_sip_activity(&self) -> Result<Option<Timestamp>, StoreError> {
+        let row =
+            sqlx::query("SELECT MAX(last_activity_at) AS t FROM attendances WHERE source = 'sip'")
+                .fetch_one(&self.pool)
+                .await?;
+        opt_ts(&row, "t")
+    }
+
+    /// Answered SIP calls with protocol `>= from` and no recording linked
+    /// (a process stopped between a call's end and the linking of its
+    /// recording leaves them so).
+    pub async fn sip_calls_without_recording(&self, from: &str) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT protocol FROM attendances WHERE protocol >= $1 AND source = 'sip' \
+             AND answered_at IS NOT NULL AND recording_path IS NULL ORDER BY protocol",
+        )
+        .bind(from)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| text(r, "protocol")).collect()
     }
 }
 

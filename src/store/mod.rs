@@ -28,7 +28,7 @@ mod tokens;
 mod trunks;
 mod webhooks;
 
-pub use attendances::{AttendanceBatch, AttendanceFilter, NewAttendance};
+pub use attendances::{AttendanceBatch, AttendanceFilter, InterruptedCall, NewAttendance};
 pub use directory::{CallDirectory, DepartmentRef};
 pub use error::StoreError;
 pub use idempotency::StoredResponse;

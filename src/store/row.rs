@@ -37,6 +37,14 @@ pub fn flag(row: &AnyRow, col: &str) -> Result<bool, StoreError> {
     }
 }
 
+/// A nullable boolean column (e.g. from an outer join).
+pub fn opt_flag(row: &AnyRow, col: &str) -> Result<Option<bool>, StoreError> {
+    match row.try_get::<Option<bool>, _>(col) {
+        Ok(b) => Ok(b),
+        Err(_) => Ok(row.try_get::<Option<i64>, _>(col)?.map(|n| n != 0)),
+    }
+}
+
 pub fn text(row: &AnyRow, col: &str) -> Result<String, StoreError> {
     Ok(row.try_get::<String, _>(col)?)
 }

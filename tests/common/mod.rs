@@ -8,6 +8,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use pbx_bridge::app::App;
 use pbx_bridge::config::{RawSettings, Settings, resolve};
 use pbx_bridge::service::Service;
 use reqwest::{Method, StatusCode};
@@ -99,6 +100,9 @@ pub struct TestServer {
     pub client: reqwest::Client,
     pub token: String,
     pub settings: Settings,
+    /// The running service's shared state (in-process), for tests that
+    /// stand in for the call engine (live calls, SIP traces).
+    pub app: App,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -119,6 +123,7 @@ impl TestServer {
             .expect("service starts");
         let addr = service.http_addr();
         let sip = service.sip_addr();
+        let app = service.app().clone();
         let (stop, rx) = watch::channel(false);
         let task = tokio::spawn(service.serve(rx));
         Self {
@@ -128,6 +133,7 @@ impl TestServer {
             client: reqwest::Client::new(),
             token: ADMIN_TOKEN.into(),
             settings,
+            app,
             stop,
             task,
         }
