@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, watch};
 use super::auth::{Algorithm, LockoutConfig};
 use super::dialog::LocalParty;
 use super::message::{Inbound as Checked, Method, Policy, SipMessage, inspect, response_to};
-use super::registrar::{BindingChange, ChangeCause, Registrar, RegistrarConfig};
+use super::registrar::{BindingChange, ChangeCause, Handled, Registrar, RegistrarConfig};
 use super::transaction::{
     LayerConfig, Output, TransactionKey, TransactionLayer, Transport, TuEvent,
 };
@@ -249,17 +249,7 @@ impl SipEndpoint {
                 let handled =
                     self.registrar
                         .handle(&request, source, transport, unix_now(), lookup);
-                if let Some(reason) = &handled.auth_failure {
-                    tracing::warn!(
-                        %source,
-                        call_id = request.call_id().unwrap_or_default(),
-                        status = handled.status,
-                        locked_out = handled.locked_out,
-                        "SIP authentication failed: {reason}"
-                    );
-                    metrics::counter!("pbx_sip_auth_failures_total").increment(1);
-                    self.publish_lockouts();
-                }
+                self.note_auth_failure(&handled, &request, source);
                 self.publish_changes(&handled.changes);
                 handled.response
             }
@@ -344,17 +334,7 @@ impl SipEndpoint {
             {
                 Ok(user) => extension = Some(user),
                 Err(handled) => {
-                    if let Some(reason) = &handled.auth_failure {
-                        tracing::warn!(
-                            %source,
-                            call_id = request.call_id().unwrap_or_default(),
-                            status = handled.status,
-                            locked_out = handled.locked_out,
-                            "SIP authentication failed: {reason}"
-                        );
-                        metrics::counter!("pbx_sip_auth_failures_total").increment(1);
-                        self.publish_lockouts();
-                    }
+                    self.note_auth_failure(&handled, &request, source);
                     if let Some(response) = handled.response
                         && let Err(e) = self.layer.send_response(&key, &response, now)
                     {
@@ -416,6 +396,22 @@ impl SipEndpoint {
                 .layer
                 .transmit_stateless(message.to_bytes(), destination, transport),
             Command::Ended => self.calls.forget(call),
+        }
+    }
+
+    /// Logs a failed authentication (REGISTER or INVITE) so *erro de
+    /// autenticação* is diagnosable, and publishes the lockouts.
+    fn note_auth_failure(&self, handled: &Handled, request: &SipMessage, source: SocketAddr) {
+        if let Some(reason) = &handled.auth_failure {
+            tracing::warn!(
+                %source,
+                call_id = request.call_id().unwrap_or_default(),
+                status = handled.status,
+                locked_out = handled.locked_out,
+                "SIP authentication failed: {reason}"
+            );
+            metrics::counter!("pbx_sip_auth_failures_total").increment(1);
+            self.publish_lockouts();
         }
     }
 

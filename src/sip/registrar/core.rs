@@ -188,20 +188,8 @@ impl Registrar {
         now: u64,
         lookup: impl Fn(&str) -> Option<Credential>,
     ) -> Handled {
-        let ip = source.ip();
-        if let Some(lock) = self.lockout.is_locked(ip, now) {
-            let reason = format!(
-                "address locked out until {} after {} failures (last: {})",
-                lock.until, lock.failures, lock.reason
-            );
-            return self.reply(
-                request,
-                403,
-                Some("Forbidden (locked out)"),
-                vec![],
-                Some(reason),
-                false,
-            );
+        if let Some(refused) = self.refuse_if_locked(request, source, now) {
+            return refused;
         }
         let aor = match request.to().map(|to| to.uri) {
             Ok(uri) => match user_of(&uri) {
@@ -228,6 +216,28 @@ impl Registrar {
         }
     }
 
+    /// 403 for an address locked out after repeated failures.
+    fn refuse_if_locked(
+        &mut self,
+        request: &SipMessage,
+        source: SocketAddr,
+        now: u64,
+    ) -> Option<Handled> {
+        let lock = self.lockout.is_locked(source.ip(), now)?;
+        let reason = format!(
+            "address locked out until {} after {} failures (last: {})",
+            lock.until, lock.failures, lock.reason
+        );
+        Some(self.reply(
+            request,
+            403,
+            Some("Forbidden (locked out)"),
+            vec![],
+            Some(reason),
+            false,
+        ))
+    }
+
     /// Authenticates a call from an extension (RFC 3261 §22.3: the bridge
     /// challenges as a proxy, 407 with `Proxy-Authenticate`). The caller is
     /// the From user; `Ok` names it, `Err` is the answer to send (the 407
@@ -239,19 +249,8 @@ impl Registrar {
         now: u64,
         lookup: impl Fn(&str) -> Option<Credential>,
     ) -> Result<String, Box<Handled>> {
-        if let Some(lock) = self.lockout.is_locked(source.ip(), now) {
-            let reason = format!(
-                "address locked out until {} after {} failures (last: {})",
-                lock.until, lock.failures, lock.reason
-            );
-            return Err(Box::new(self.reply(
-                request,
-                403,
-                Some("Forbidden (locked out)"),
-                vec![],
-                Some(reason),
-                false,
-            )));
+        if let Some(refused) = self.refuse_if_locked(request, source, now) {
+            return Err(Box::new(refused));
         }
         let Some(user) = request.from().ok().and_then(|f| user_of(&f.uri)) else {
             return Err(Box::new(self.reply(
