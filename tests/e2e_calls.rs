@@ -598,3 +598,36 @@ async fn an_agent_who_lets_calls_ring_out_is_paused() {
     assert_eq!(paused["presence"], "paused");
     phone.finish(10 * SECS);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_callers_at_once_never_ring_one_agent_twice() {
+    let pbx = Pbx::start().await;
+    let dept = pbx
+        .department(json!({"name": "Suporte", "pabx_code": 799, "ring_timeout_s": 5}))
+        .await;
+    pbx.agent("1099", &[dept]).await;
+    let mut phone = pbx.phone("1099").answer_after(1.0).spawn();
+    let mut first = pbx.caller("799").hangup_after(1.0).spawn();
+    let mut second = pbx.caller("799").hangup_after(1.0).spawn();
+    let (c1, c2) = (first.wait(30 * SECS), second.wait(30 * SECS));
+    assert!(
+        (c1 == 0) ^ (c2 == 0),
+        "exactly one caller gets the only agent: {c1} {c2}\n{}\n{}",
+        first.log(),
+        second.log()
+    );
+    phone.finish(10 * SECS);
+    assert_eq!(
+        phone.events_named("incoming").len(),
+        1,
+        "the agent rang once: {:?}",
+        phone.seen
+    );
+    let reasons: Vec<Value> = pbx
+        .attendances()
+        .await
+        .iter()
+        .map(|a| a["close_reason"].clone())
+        .collect();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+}

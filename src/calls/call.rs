@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use chrono::Utc;
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
+use tracing::Instrument;
 
 use super::engine::{IncomingCall, Services};
 use super::fork::{Fork, ForkRequest, ForkState};
@@ -54,6 +55,29 @@ const DIRECT_RING: Duration = Duration::from_secs(60);
 const T1: Duration = Duration::from_millis(500);
 const T2: Duration = Duration::from_secs(4);
 const ACK_WAIT: Duration = Duration::from_secs(32);
+
+/// Why a fork was not sent.
+#[derive(Debug)]
+enum ForkRefused {
+    /// The agent or extension is on another call (claimed first).
+    Busy,
+    Failed(String),
+}
+
+impl From<String> for ForkRefused {
+    fn from(e: String) -> Self {
+        ForkRefused::Failed(e)
+    }
+}
+
+impl std::fmt::Display for ForkRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ForkRefused::Busy => f.write_str("already in a call"),
+            ForkRefused::Failed(e) => f.write_str(e),
+        }
+    }
+}
 
 /// Why the call ended, for the attendance and the logs.
 #[derive(Debug, Clone, PartialEq)]
@@ -163,6 +187,10 @@ struct Call {
     /// leaves) and the winning 200 OK's (until the caller's 200 leaves).
     received: Option<Instant>,
     answer_received: Option<Instant>,
+    /// Inserted in the live-call table (later changes are updates).
+    published: bool,
+    /// The department the attendance names now.
+    attendance_department: Option<Id>,
 }
 
 /// Runs a call from its INVITE to its end.
@@ -183,35 +211,40 @@ pub(super) async fn run(
         }
     };
     let span = tracing::info_span!("call", protocol = %call.protocol, call_id = %call_id);
-    let _enter = span.enter();
-    tracing::info!(caller = %call.caller_number, callee = %call.callee, "call opened");
-    call.begin().await;
-    while call.ending.is_none() {
-        let deadline = call.next_deadline();
-        tokio::select! {
-            input = inputs.recv() => match input {
-                Some(input) => call.on_input(input).await,
-                None => call.ending = Some(Ending::Failed("the SIP endpoint stopped".into())),
-            },
-            Some(control) = control_rx.recv() => call.on_control(control).await,
-            Some(((), report)) = ended_rx.recv() => call.on_media_ended(report),
-            _ = tokio::time::sleep_until(deadline.into()) => call.on_tick().await,
+    // The span goes with the future (never `enter()` across an await: the
+    // thread would run other calls inside it).
+    async move {
+        tracing::info!(caller = %call.caller_number, callee = %call.callee, "call opened");
+        call.begin().await;
+        while call.ending.is_none() {
+            let deadline = call.next_deadline();
+            tokio::select! {
+                input = inputs.recv() => match input {
+                    Some(input) => call.on_input(input).await,
+                    None => call.ending = Some(Ending::Failed("the SIP endpoint stopped".into())),
+                },
+                Some(control) = control_rx.recv() => call.on_control(control).await,
+                Some(((), report)) = ended_rx.recv() => call.on_media_ended(report),
+                _ = tokio::time::sleep_until(deadline.into()) => call.on_tick().await,
+            }
+        }
+        call.finish().await;
+        // Late responses and retransmissions of the legs: absorbed until the
+        // transactions end, then the routes go.
+        let linger = tokio::time::sleep(Duration::from_secs(2));
+        tokio::pin!(linger);
+        loop {
+            tokio::select! {
+                input = inputs.recv() => match input {
+                    Some(input) => call.on_late_input(input),
+                    None => break,
+                },
+                _ = &mut linger => break,
+            }
         }
     }
-    call.finish().await;
-    // Late responses and retransmissions of the legs: absorbed until the
-    // transactions end, then the routes go.
-    let linger = tokio::time::sleep(Duration::from_secs(2));
-    tokio::pin!(linger);
-    loop {
-        tokio::select! {
-            input = inputs.recv() => match input {
-                Some(input) => call.on_late_input(input),
-                None => break,
-            },
-            _ = &mut linger => break,
-        }
-    }
+    .instrument(span)
+    .await;
     out.send(Command::Ended);
 }
 
@@ -408,6 +441,8 @@ impl Call {
             pending_target: None,
             received: Some(received),
             answer_received: None,
+            published: false,
+            attendance_department: new.department_id,
             svc,
         };
         let raw = call.caller.invite.to_bytes();
@@ -578,7 +613,7 @@ impl Call {
 
     // ----- the live-call view ----------------------------------------------
 
-    fn publish(&self) {
+    fn publish(&mut self) {
         let caller_extension =
             (self.direction == Direction::Internal).then(|| self.caller_number.clone());
         let mut legs = vec![LiveLeg {
@@ -631,7 +666,13 @@ impl Call {
             answered_at: self.answered_at,
             legs,
         };
-        self.svc.app.calls().insert(call, self.control.clone());
+        let calls = self.svc.app.calls();
+        if self.published {
+            calls.update(&self.protocol, |c| *c = call);
+        } else {
+            calls.insert(call, self.control.clone());
+            self.published = true;
+        }
     }
 
     // ----- ringing -----------------------------------------------------------
@@ -693,11 +734,6 @@ impl Call {
         let Some(plan) = self.plan().await else {
             return;
         };
-        if self.svc.app.calls().busy_extensions().contains(number) {
-            tracing::info!(extension = number, "extension busy");
-            self.end_unanswered(CloseReason::Rejected, 486);
-            return;
-        }
         let Some(binding) = self.svc.app.bindings_of(number).into_iter().next() else {
             tracing::info!(extension = number, "extension not registered");
             self.end_unanswered(CloseReason::NoAnswer, 480);
@@ -705,6 +741,10 @@ impl Call {
         };
         match self.start_fork(plan.agent_of_extension(number), number, &binding) {
             Ok(idx) => self.direct = Some((idx, Instant::now() + DIRECT_RING)),
+            Err(ForkRefused::Busy) => {
+                tracing::info!(extension = number, "extension busy");
+                self.end_unanswered(CloseReason::Rejected, 486);
+            }
             Err(e) => {
                 tracing::warn!(extension = number, error = %e, "cannot ring the extension");
                 self.end_unanswered(CloseReason::NoAnswer, 480);
@@ -718,7 +758,7 @@ impl Call {
         agent: Option<Id>,
         extension: &str,
         binding: &crate::domain::Registration,
-    ) -> Result<usize, String> {
+    ) -> Result<usize, ForkRefused> {
         let text = std::str::from_utf8(&self.caller.sdp).map_err(|e| e.to_string())?;
         let offer = sdp::rewrite(
             text,
@@ -745,6 +785,17 @@ impl Call {
             &mut self.ids,
         )
         .map_err(|e| e.to_string())?;
+        let leg = LiveLeg {
+            role: LegRole::Agent,
+            call_id: fork.call_id.clone(),
+            peer: fork.destination.to_string(),
+            extension: Some(fork.extension.clone()),
+            agent_id: fork.agent,
+            state: LegState::Calling,
+        };
+        if !self.svc.app.calls().claim(&self.protocol, leg) {
+            return Err(ForkRefused::Busy);
+        }
         self.send_request(invite, fork.destination, fork.transport);
         if let Some(at) = self.received.take() {
             metrics::histogram!("pbx_call_setup_seconds", "stage" => "invite_to_fork")
@@ -785,14 +836,19 @@ impl Call {
                 tracing::info!(department, ?via, "call entered department");
                 let plan = self.plan().await;
                 self.department = plan.and_then(|p| p.department(department).cloned());
-                if let Err(e) = self
-                    .svc
-                    .app
-                    .store()
-                    .assign_attendance(&self.protocol, Some(department), None)
-                    .await
-                {
-                    tracing::error!(error = %e, "cannot record the department on the attendance");
+                // The called department is on the attendance already; only a
+                // move (overflow, after hours, transfer) is written.
+                if self.attendance_department != Some(department) {
+                    self.attendance_department = Some(department);
+                    if let Err(e) = self
+                        .svc
+                        .app
+                        .store()
+                        .assign_attendance(&self.protocol, Some(department), None)
+                        .await
+                    {
+                        tracing::error!(error = %e, "cannot record the department on the attendance");
+                    }
                 }
                 self.publish();
             }
@@ -805,16 +861,24 @@ impl Call {
                 };
                 for agent in agents {
                     let result = match plan.agent_extension(agent) {
-                        None => Err("the agent has no active extension".to_owned()),
+                        None => Err(ForkRefused::Failed(
+                            "the agent has no active extension".to_owned(),
+                        )),
                         Some(number) => match self.svc.app.bindings_of(number).first() {
-                            None => Err(format!("extension {number} is not registered")),
+                            None => Err(ForkRefused::Failed(format!(
+                                "extension {number} is not registered"
+                            ))),
                             Some(b) => self.start_fork(Some(agent), number, b).map(|_| ()),
                         },
                     };
                     if let Err(e) = result {
                         tracing::info!(agent, error = %e, "agent cannot be rung");
+                        let reason = match e {
+                            ForkRefused::Busy => FailReason::Busy,
+                            ForkRefused::Failed(_) => FailReason::Unreachable,
+                        };
                         if let Some(ring) = self.ring.as_mut() {
-                            ring.agent_failed(agent, FailReason::Unreachable, now);
+                            ring.agent_failed(agent, reason, now);
                         }
                     }
                 }
@@ -955,6 +1019,7 @@ impl Call {
         }
         self.answered_at = Some(at);
         tracing::info!(agent = ?agent, "call answered");
+        self.publish();
         if let Err(e) = self
             .svc
             .app
@@ -964,7 +1029,6 @@ impl Call {
         {
             tracing::error!(error = %e, "cannot mark the attendance answered");
         }
-        self.publish();
     }
 
     /// Sends a 2xx to an INVITE and keeps resending it until the ACK.
@@ -1473,6 +1537,9 @@ impl Call {
         if self.answered_at.is_none() {
             self.agent = Some(leg);
             return Err("the call is not answered".into());
+        }
+        if let Target::Department(d) = &target {
+            self.attendance_department = Some(d.id);
         }
         let transfer = Transfer {
             at: Utc::now(),

@@ -216,6 +216,35 @@ impl LiveCalls {
         count_in(&mut t.extensions, new_extensions);
     }
 
+    /// Adds `leg` to call `id` unless its agent or extension is already on
+    /// a live leg of any call: the check and the claim happen under one
+    /// lock, so two calls ringing at once never both take the same free
+    /// agent. False when busy (or the call is not live).
+    pub fn claim(&self, id: &str, leg: LiveLeg) -> bool {
+        let mut guard = self.write();
+        let t = &mut *guard;
+        let taken = leg.agent_id.is_some_and(|a| t.agents.contains_key(&a))
+            || leg
+                .extension
+                .as_ref()
+                .is_some_and(|e| t.extensions.contains_key(e));
+        let Some(entry) = t.calls.get_mut(id) else {
+            return false;
+        };
+        if taken {
+            return false;
+        }
+        if leg.state != LegState::Ended {
+            count_in(&mut t.agents, leg.agent_id.into_iter().collect());
+            count_in(
+                &mut t.extensions,
+                leg.extension.clone().into_iter().collect(),
+            );
+        }
+        entry.call.legs.push(leg);
+        true
+    }
+
     pub fn remove(&self, id: &str) {
         let mut t = self.write();
         if let Some(old) = t.calls.remove(id) {

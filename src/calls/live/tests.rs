@@ -157,3 +157,40 @@ fn serializes_in_snake_case() {
     assert_eq!(v["legs"][0]["state"], "calling");
     assert_eq!(v["since"], "1970-01-01T00:00:00Z");
 }
+
+#[test]
+fn two_calls_claiming_one_free_agent_at_once_get_it_once() {
+    let live = LiveCalls::new();
+    live.insert(call("20260101000001", 0, vec![]), channel());
+    live.insert(call("20260101000002", 0, vec![]), channel());
+    let agent_leg = || leg(LegRole::Agent, Some("1001"), Some(7), LegState::Calling);
+    let claims: Vec<bool> = std::thread::scope(|s| {
+        let a = s.spawn(|| live.claim("20260101000001", agent_leg()));
+        let b = s.spawn(|| live.claim("20260101000002", agent_leg()));
+        vec![a.join().unwrap(), b.join().unwrap()]
+    });
+    assert_eq!(claims.iter().filter(|&&c| c).count(), 1, "{claims:?}");
+    assert_eq!(live.busy_agents(), set(&[7]));
+    // The extension alone is enough to be busy (a direct extension call).
+    let ext_only = leg(LegRole::Agent, Some("1001"), None, LegState::Calling);
+    assert!(!live.claim("20260101000002", ext_only));
+    // Once the winner's leg ends, the agent is free for the other call.
+    let winner = if claims[0] {
+        "20260101000001"
+    } else {
+        "20260101000002"
+    };
+    let loser = if claims[0] {
+        "20260101000002"
+    } else {
+        "20260101000001"
+    };
+    live.update(winner, |c| {
+        c.legs.iter_mut().for_each(|l| l.state = LegState::Ended)
+    });
+    assert!(live.claim(loser, agent_leg()));
+    assert!(
+        !live.claim("20260101000009", agent_leg()),
+        "not a live call"
+    );
+}
