@@ -631,3 +631,45 @@ async fn two_callers_at_once_never_ring_one_agent_twice() {
         .collect();
     assert_eq!(reasons.len(), 2, "{reasons:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_cut_by_kill_9_is_ended_and_its_recording_repaired_at_start() {
+    let mut pbx = Pbx::start().await;
+    let dept = pbx
+        .department(
+            json!({"name": "Suporte", "pabx_code": 798, "record": true, "close_on_hangup": true}),
+        )
+        .await;
+    pbx.agent("1098", &[dept]).await;
+    let mut phone = pbx
+        .phone("1098")
+        .answer_after(0.2)
+        .play(pbx.tone("agent"))
+        .spawn();
+    let mut caller = pbx
+        .caller("798")
+        .play(pbx.tone("caller"))
+        .max_duration(20.0)
+        .spawn();
+    caller.expect_event("confirmed", 10 * SECS);
+    tokio::time::sleep(3 * SECS).await;
+    pbx.svc.kill9_and_restart().await;
+    let a = pbx.closed().await;
+    assert_eq!(a["close_reason"], "failed", "{a}");
+    assert!(!a["ended_at"].is_null(), "{a}");
+    let (_, calls) = pbx.svc.api(Method::GET, "/calls", None).await;
+    assert_eq!(calls["items"], json!([]), "never listed as live again");
+    let protocol = a["protocol"].as_str().unwrap();
+    let path = pbx.recording(protocol);
+    let duration = wav_duration(&path);
+    // At most the last second is lost (the recorder flushes every 500 ms).
+    assert!((2.0..=4.5).contains(&duration), "{duration} s kept of ~3 s");
+    assert!(wav_stat(&path, 1).is_tone(CALLER_HZ as f64));
+    assert_eq!(
+        a["recording"]["bytes"].as_u64(),
+        Some(std::fs::metadata(&path).unwrap().len()),
+        "{a}"
+    );
+    drop(caller);
+    phone.finish(10 * SECS);
+}

@@ -65,6 +65,7 @@ pub struct Service {
     pub http_port: u16,
     pub sip: SocketAddr,
     pub dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
     client: reqwest::Client,
 }
 
@@ -76,18 +77,44 @@ impl Service {
         let http_port = free_port();
         let sip_port = free_port();
         let sip: SocketAddr = format!("127.0.0.1:{sip_port}").parse().unwrap();
+        let env: Vec<(String, String)> = extra_env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let child = Self::spawn(dir.path(), http_port, sip, &env);
+        let mut svc = Service {
+            child,
+            http_port,
+            sip,
+            dir,
+            env,
+            client: reqwest::Client::new(),
+        };
+        svc.wait_ready();
+        svc
+    }
+
+    /// `kill -9`, then a new process on the same data, ports and settings.
+    pub async fn kill9_and_restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = Self::spawn(self.dir.path(), self.http_port, self.sip, &self.env);
+        self.wait_ready();
+    }
+
+    fn spawn(dir: &Path, http_port: u16, sip: SocketAddr, extra_env: &[(String, String)]) -> Child {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_pbx-bridge"));
-        cmd.current_dir(dir.path())
+        cmd.current_dir(dir)
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("PBX_BRIDGE_HTTP_LISTEN", format!("127.0.0.1:{http_port}"))
             .env("PBX_BRIDGE_SIP_LISTEN", sip.to_string())
             .env("PBX_BRIDGE_ADMIN_TOKEN", ADMIN_TOKEN)
-            .env("PBX_BRIDGE_DATA_DIR", dir.path().join("data"))
-            .env("PBX_BRIDGE_RECORDINGS_DIR", dir.path().join("recordings"))
+            .env("PBX_BRIDGE_DATA_DIR", dir.join("data"))
+            .env("PBX_BRIDGE_RECORDINGS_DIR", dir.join("recordings"))
             .env(
                 "PBX_BRIDGE_DATABASE_URL",
-                format!("sqlite://{}/e2e.db?mode=rwc", dir.path().display()),
+                format!("sqlite://{}/e2e.db?mode=rwc", dir.display()),
             )
             .env("PBX_BRIDGE_LOG", "warn")
             .stdin(Stdio::null())
@@ -96,20 +123,18 @@ impl Service {
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().expect("spawn pbx-bridge");
-        let mut svc = Service {
-            child,
-            http_port,
-            sip,
-            dir,
-            client: reqwest::Client::new(),
-        };
+        cmd.spawn().expect("spawn pbx-bridge")
+    }
+
+    /// Waits until both the API and the SIP listener (OPTIONS) answer.
+    fn wait_ready(&mut self) {
+        let (http_port, sip) = (self.http_port, self.sip);
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if std::net::TcpStream::connect(("127.0.0.1", http_port)).is_ok() {
                 break;
             }
-            if let Ok(Some(status)) = svc.child.try_wait() {
+            if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("pbx-bridge exited early: {status}");
             }
             assert!(
@@ -124,7 +149,7 @@ impl Service {
                 assert!(resp.status >= 200, "OPTIONS got {}", resp.status);
                 break;
             }
-            if let Ok(Some(status)) = svc.child.try_wait() {
+            if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("pbx-bridge exited early: {status}");
             }
             assert!(
@@ -132,7 +157,6 @@ impl Service {
                 "the SIP listener on {sip} did not answer OPTIONS within 10 s"
             );
         }
-        svc
     }
 
     pub fn pid(&self) -> u32 {
