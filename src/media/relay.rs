@@ -132,7 +132,7 @@ struct SeqState {
     cycles: u64,
     received: u64,
     /// Jitter ×16 in timestamp units (A.8) and the previous transit.
-    jitter16: u32,
+    jitter16: u64,
     transit: Option<u32>,
 }
 
@@ -171,12 +171,11 @@ impl SeqState {
     fn jitter(&mut self, arrival_ts: u32, rtp_ts: u32) {
         let transit = arrival_ts.wrapping_sub(rtp_ts);
         if let Some(prev) = self.transit {
-            let d = (transit.wrapping_sub(prev) as i32).unsigned_abs();
-            // J += (|D| - J) / 16, in ×16 fixed point.
-            self.jitter16 = self
-                .jitter16
-                .wrapping_add(d)
-                .wrapping_sub((self.jitter16 + 8) >> 4);
+            let d = u64::from((transit.wrapping_sub(prev) as i32).unsigned_abs());
+            // J += (|D| - J) / 16, in ×16 fixed point. In u64 it cannot
+            // overflow (|D| <= 2^31, so J×16 stays below 2^36) nor go
+            // negative ((J×16 + 8) / 16 <= J×16).
+            self.jitter16 = self.jitter16 + d - ((self.jitter16 + 8) >> 4);
         }
         self.transit = Some(transit);
     }
@@ -760,5 +759,301 @@ mod tests {
             s.dead_media(t0 + ms(1000)).map(|d| d.side),
             Some(Side::Caller)
         );
+    }
+
+    /// RFC 3550 A.8 keeps jitter ×16 in 32 bits; with timestamps jumping by
+    /// ±2^31 (garbage, or a hostile peer) it reached u32::MAX, and
+    /// `jitter16 + 8` overflowed: a panic in debug builds, a wrapped (wrong)
+    /// jitter in release ones.
+    #[test]
+    fn jitter_survives_timestamps_jumping_by_half_the_clock() {
+        let t0 = Instant::now();
+        let mut s = session(t0);
+        let src: SocketAddr = "10.0.0.1:4000".parse().unwrap();
+        // Arriving together, so |D| is the timestamp step: 2^31, 2^31, then
+        // the one that brings jitter ×16 to exactly u32::MAX.
+        let d3 = (1u32 << 27) + (1 << 28) - (1 << 23) - 1;
+        for (i, ts) in [0, 1 << 31, 0, d3, d3].into_iter().enumerate() {
+            s.on_rtp(Side::Caller, src, &pkt(0, i as u16, ts, 5), t0);
+        }
+        let j = s.leg(Side::Caller).stats().jitter_ms;
+        assert!(j.is_finite() && j > 3.0e7, "{j}");
+    }
+
+    /// Property tests: arbitrary datagrams never panic and keep the counters
+    /// consistent; a generated stream with loss, reordering and duplicates
+    /// gives the RFC 3550 A.1 counts.
+    mod props {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        /// A few sources: the signalled ones, a NAT address, an IPv6 peer.
+        const SOURCES: [&str; 5] = [
+            "10.0.0.1:4000",
+            "10.0.0.2:5000",
+            "198.51.100.9:31000",
+            "198.51.100.9:31002",
+            "[2001:db8::7]:40000",
+        ];
+
+        #[derive(Debug, Clone)]
+        enum Event {
+            Rtp(Side, usize, Vec<u8>),
+            Rtcp(Side, usize, Vec<u8>),
+            Remote(Side, AudioMedia),
+        }
+
+        fn side() -> impl Strategy<Value = Side> {
+            prop_oneof![Just(Side::Caller), Just(Side::Agent)]
+        }
+
+        /// Arbitrary bytes, or version-2 headers with arbitrary flags
+        /// (padding, extension, CSRC count), payload types and timestamps.
+        fn datagram() -> impl Strategy<Value = Vec<u8>> {
+            prop_oneof![
+                proptest::collection::vec(any::<u8>(), 0..64),
+                (
+                    any::<u8>(),
+                    prop_oneof![Just(0u8), Just(8), Just(101), Just(13), any::<u8>()],
+                    any::<u16>(),
+                    any::<u32>(),
+                    0u32..3,
+                    proptest::collection::vec(any::<u8>(), 0..48),
+                )
+                    .prop_map(|(b0, pt, seq, ts, ssrc, tail)| {
+                        let mut p = vec![0x80 | (b0 & 0x3f), pt];
+                        p.extend(seq.to_be_bytes());
+                        p.extend(ts.to_be_bytes());
+                        p.extend(ssrc.to_be_bytes());
+                        p.extend(tail);
+                        p
+                    }),
+                (
+                    any::<u8>(),
+                    192u8..=223,
+                    proptest::collection::vec(any::<u8>(), 0..32)
+                )
+                    .prop_map(|(b0, pt, tail)| {
+                        let mut p = vec![0x80 | (b0 & 0x3f), pt];
+                        p.extend(tail);
+                        p
+                    }),
+            ]
+        }
+
+        fn audio_media() -> impl Strategy<Value = AudioMedia> {
+            (
+                proptest::option::of(0..SOURCES.len()),
+                proptest::collection::vec(
+                    prop_oneof![
+                        Just((0u8, Codec::Pcmu)),
+                        Just((8, Codec::Pcma)),
+                        Just((96, Codec::Pcmu))
+                    ],
+                    0..3,
+                ),
+                proptest::option::of(prop_oneof![Just(101u8), Just(0), any::<u8>()]),
+                prop_oneof![
+                    Just(Direction::SendRecv),
+                    Just(Direction::SendOnly),
+                    Just(Direction::RecvOnly),
+                    Just(Direction::Inactive),
+                ],
+            )
+                .prop_map(|(addr, codecs, telephone_event, direction)| {
+                    let rtp = addr.map(|i| SOURCES[i].parse::<SocketAddr>().unwrap());
+                    AudioMedia {
+                        rtp,
+                        rtcp: rtp.map(|a| SocketAddr::new(a.ip(), a.port().wrapping_add(1))),
+                        codecs,
+                        telephone_event,
+                        direction,
+                    }
+                })
+        }
+
+        fn event() -> impl Strategy<Value = Event> {
+            prop_oneof![
+                8 => (side(), 0..SOURCES.len(), datagram()).prop_map(|(s, i, p)| Event::Rtp(s, i, p)),
+                2 => (side(), 0..SOURCES.len(), datagram()).prop_map(|(s, i, p)| Event::Rtcp(s, i, p)),
+                1 => (side(), audio_media()).prop_map(|(s, m)| Event::Remote(s, m)),
+            ]
+        }
+
+        /// Time steps: mostly a packet interval, sometimes a relatch-sized
+        /// gap, sometimes hours.
+        fn step() -> impl Strategy<Value = Duration> {
+            prop_oneof![
+                8 => (0u64..40).prop_map(Duration::from_millis),
+                2 => (0u64..2_000).prop_map(Duration::from_millis),
+                1 => (0u64..100_000_000).prop_map(Duration::from_millis),
+            ]
+        }
+
+        fn check_stats(st: &LegStats) -> Result<(), TestCaseError> {
+            prop_assert!(st.lost <= st.expected, "{st:?}");
+            let f = st.loss_fraction();
+            prop_assert!((0.0..=1.0).contains(&f), "{f} {st:?}");
+            prop_assert!(st.jitter_ms.is_finite() && st.jitter_ms >= 0.0, "{st:?}");
+            prop_assert!(st.dtmf_packets <= st.packets, "{st:?}");
+            prop_assert!(st.undeliverable <= st.packets, "{st:?}");
+            prop_assert!(st.latches <= st.packets, "{st:?}");
+            prop_assert!(st.bytes >= 12 * st.packets, "{st:?}");
+            Ok(())
+        }
+
+        /// One loss/reorder/duplication pattern: per sent packet, whether it
+        /// is lost, duplicated, or swapped with the next one.
+        #[derive(Debug, Clone, Copy)]
+        enum Fate {
+            Delivered,
+            Lost,
+            Duplicated,
+            SwappedWithNext,
+        }
+
+        fn fate() -> impl Strategy<Value = Fate> {
+            prop_oneof![
+                12 => Just(Fate::Delivered),
+                2 => Just(Fate::Lost),
+                1 => Just(Fate::Duplicated),
+                1 => Just(Fate::SwappedWithNext),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(500))]
+
+            #[test]
+            fn arbitrary_datagrams_never_panic_and_counters_add_up(
+                remotes in proptest::collection::vec(proptest::option::of(audio_media()), 2),
+                events in proptest::collection::vec((event(), step()), 0..120),
+                relatch_ms in 0u64..1_000,
+            ) {
+                let t0 = Instant::now();
+                let config = RelayConfig {
+                    relatch_after: Duration::from_millis(relatch_ms),
+                    ..RelayConfig::default()
+                };
+                let mut s = MediaSession::new(config, t0);
+                for (side, m) in [Side::Caller, Side::Agent].into_iter().zip(&remotes) {
+                    if let Some(m) = m {
+                        s.set_remote(side, m, t0);
+                    }
+                }
+                let mut now = t0;
+                let mut fed = [0u64; 2];
+                for (e, dt) in events {
+                    now += dt;
+                    match e {
+                        Event::Rtp(side, i, p) => {
+                            fed[side.index()] += 1;
+                            let src: SocketAddr = SOURCES[i].parse().unwrap();
+                            match s.on_rtp(side, src, &p, now) {
+                                RtpVerdict::Relay { to, audio } => {
+                                    prop_assert_eq!(to, s.leg(side.other()).rtp_destination());
+                                    prop_assert_eq!(s.leg(side).latched(), Some(src));
+                                    if let Some(a) = audio {
+                                        prop_assert!(a.payload.len() + 12 <= p.len());
+                                        prop_assert_eq!(a.ssrc.to_be_bytes(), [p[8], p[9], p[10], p[11]]);
+                                    }
+                                }
+                                RtpVerdict::Refused(Refused::Foreign) => {
+                                    prop_assert_ne!(s.leg(side).latched(), Some(src));
+                                }
+                                RtpVerdict::Refused(Refused::Malformed) => {}
+                            }
+                        }
+                        Event::Rtcp(side, i, p) => {
+                            fed[side.index()] += 1;
+                            let src: SocketAddr = SOURCES[i].parse().unwrap();
+                            if let Ok(to) = s.on_rtcp(side, src, &p, now) {
+                                prop_assert_eq!(to, s.leg(side.other()).rtcp_destination());
+                            }
+                        }
+                        Event::Remote(side, m) => s.set_remote(side, &m, now),
+                    }
+                    let _ = s.dead_media(now);
+                    for side in [Side::Caller, Side::Agent] {
+                        check_stats(&s.leg(side).stats())?;
+                    }
+                }
+                for side in [Side::Caller, Side::Agent] {
+                    let st = s.leg(side).stats();
+                    // Every datagram is counted exactly once.
+                    prop_assert_eq!(
+                        st.packets + st.rtcp_packets + st.malformed + st.foreign,
+                        fed[side.index()],
+                        "{:?}", st
+                    );
+                }
+            }
+
+            #[test]
+            fn a_stream_with_loss_reordering_and_duplicates_is_counted(
+                first_seq in prop_oneof![any::<u16>(), 65_000u16..],
+                fates in proptest::collection::vec(fate(), 1..400),
+                ssrc in any::<u32>(),
+                pt in prop_oneof![Just(0u8), Just(8), Just(101), Just(13)],
+            ) {
+                // Sent packet k has extended sequence number k (seq
+                // first_seq + k, wrapping); build the arrival order.
+                let mut arrivals: Vec<u64> = Vec::new();
+                let mut k = 0;
+                while k < fates.len() {
+                    let n = k as u64;
+                    match fates[k] {
+                        Fate::Delivered => arrivals.push(n),
+                        Fate::Lost => {}
+                        Fate::Duplicated => arrivals.extend([n, n]),
+                        Fate::SwappedWithNext if k + 1 < fates.len() => {
+                            arrivals.extend([n + 1, n]);
+                            k += 1;
+                        }
+                        Fate::SwappedWithNext => arrivals.push(n),
+                    }
+                    k += 1;
+                }
+                prop_assume!(!arrivals.is_empty());
+
+                let t0 = Instant::now();
+                let mut s = session(t0);
+                let src: SocketAddr = "10.0.0.1:4000".parse().unwrap();
+                for (i, &n) in arrivals.iter().enumerate() {
+                    let seq = first_seq.wrapping_add(n as u16);
+                    let p = pkt(pt, seq, (n as u32) * 160, ssrc);
+                    let v = s.on_rtp(Side::Caller, src, &p, t0 + ms(20 * i as u64));
+                    let is_audio = matches!(v, RtpVerdict::Relay { audio: Some(_), .. });
+                    let relayed = matches!(v, RtpVerdict::Relay { to: Some(_), .. });
+                    prop_assert!(relayed, "{:?}", v);
+                    prop_assert_eq!(is_audio, pt == 0 || pt == 8);
+                }
+
+                // RFC 3550 A.1/A.3: expected runs from the first arrival's
+                // number to the highest; duplicates count as received.
+                let base = arrivals[0];
+                let highest = *arrivals.iter().max().unwrap();
+                let expected = highest + 1 - base;
+                let received = arrivals.len() as u64;
+                let st = s.leg(Side::Caller).stats();
+                prop_assert_eq!(st.packets, received);
+                prop_assert_eq!(st.bytes, received * 172);
+                prop_assert_eq!(st.expected, expected);
+                prop_assert_eq!(st.lost, expected.saturating_sub(received));
+                prop_assert_eq!(st.dtmf_packets, if pt == 101 { received } else { 0 });
+                prop_assert_eq!((st.malformed, st.foreign, st.latches), (0, 0, 1));
+                check_stats(&st)?;
+                // Without duplicates, and when nothing older than the first
+                // arrival comes late (A.1 counts it as received, which
+                // hides a loss), lost is exactly the packets missing.
+                let older = arrivals.iter().any(|&n| n < base);
+                if !older && !fates.iter().any(|f| matches!(f, Fate::Duplicated)) {
+                    let delivered: std::collections::BTreeSet<u64> = arrivals.iter().copied().collect();
+                    let missing = (base..=highest).filter(|n| !delivered.contains(n)).count() as u64;
+                    prop_assert_eq!(st.lost, missing);
+                }
+            }
+        }
     }
 }

@@ -237,9 +237,12 @@ impl SessionDescription {
         Ok(out)
     }
 
-    /// The first audio stream, as the relay needs it.
+    /// The first audio stream in use, as the relay needs it: a disabled
+    /// stream (port 0) before it is skipped, as `rewrite` skips it; with
+    /// only disabled audio, the first of them (no address: rejected).
     pub fn audio(&self) -> Option<AudioMedia> {
-        let m = self.media.iter().find(|m| m.kind == "audio")?;
+        let audio = || self.media.iter().filter(|m| m.kind == "audio");
+        let m = audio().find(|m| m.port != 0).or_else(|| audio().next())?;
         let addr = m.connection.or(self.connection);
         let rtp = match addr {
             Some(a) if m.port != 0 && !a.is_unspecified() => Some(SocketAddr::new(a, m.port)),
@@ -303,6 +306,18 @@ fn addr_type(a: IpAddr) -> &'static str {
     if a.is_ipv4() { "IP4" } else { "IP6" }
 }
 
+/// The `<media> <port> <proto and formats>` of an `m=` value, split on
+/// ASCII whitespace as [`SessionDescription::parse`] reads it (so a tab or a
+/// doubled space does not shift the fields); the last part is kept as
+/// written.
+fn media_fields(value: &str) -> Option<(&str, &str, &str)> {
+    let ws = |c: char| c.is_ascii_whitespace();
+    let (kind, after) = value.trim_start_matches(ws).split_once(ws)?;
+    let (port, rest) = after.trim_start_matches(ws).split_once(ws)?;
+    let rest = rest.trim_start_matches(ws);
+    (!rest.is_empty()).then_some((kind, port, rest))
+}
+
 /// ICE attributes: dropped, since their candidates would route media around
 /// the bridge.
 const ICE_ATTRIBUTES: [&str; 8] = [
@@ -351,8 +366,7 @@ pub fn rewrite(sdp: &str, media_address: IpAddr, audio_port: u16) -> Result<Stri
                 out.push_str(&format!("c=IN {at} {media_address}"));
             }
         } else if let Some(value) = line.strip_prefix("m=") {
-            let mut f = value.splitn(3, ' ');
-            let (Some(kind), Some(port), Some(rest)) = (f.next(), f.next(), f.next()) else {
+            let Some((kind, port, rest)) = media_fields(value) else {
                 return Err(err(n, "m= needs media, port and proto"));
             };
             let disabled = port.split('/').next().and_then(|p| p.parse::<u16>().ok()) == Some(0);
@@ -543,6 +557,53 @@ m=video 0 RTP/AVP 96\na=rtpmap:96 H264/90000\nm=audio 0 RTP/AVP 8\na=x-last"
         );
     }
 
+    /// `parse` splits `m=` on any ASCII whitespace; `rewrite` split it on
+    /// single spaces, so the same line had other fields: a tab made the
+    /// rewrite fail, a doubled space moved the port into the proto, a
+    /// leading space lost the media kind, and (found by fuzzing, the input
+    /// below) a parseable SDP was rewritten into one that does not parse.
+    #[test]
+    fn a_disabled_audio_stream_before_the_used_one_is_skipped() {
+        let sdp = "v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 0 RTP/AVP 0\r\nm=audio 4000 RTP/AVP 8\r\n";
+        let a = SessionDescription::parse(sdp).unwrap().audio().unwrap();
+        assert_eq!(a.rtp, Some("10.0.0.1:4000".parse().unwrap()));
+        assert_eq!(a.codecs, vec![(8, Codec::Pcma)]);
+        let out = rewrite(sdp, "192.0.2.1".parse().unwrap(), 20000).unwrap();
+        let b = SessionDescription::parse(&out).unwrap().audio().unwrap();
+        assert_eq!(b.rtp, Some("192.0.2.1:20000".parse().unwrap()));
+        // Only disabled audio: the stream is there, with no address.
+        let off = "v=0\r\nc=IN IP4 10.0.0.1\r\nm=audio 0 RTP/AVP 0\r\n";
+        assert_eq!(
+            SessionDescription::parse(off).unwrap().audio().unwrap().rtp,
+            None
+        );
+    }
+
+    #[test]
+    fn rewrite_reads_m_lines_as_parse_does() {
+        let bridge: IpAddr = "203.0.113.7".parse().unwrap();
+        let head = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n";
+        // The proto and formats are kept as written.
+        for (m, rest) in [
+            ("m=audio\t4000\tRTP/AVP\t0 8", "RTP/AVP\t0 8"),
+            ("m=audio  4000 RTP/AVP 0 8", "RTP/AVP 0 8"),
+            ("m= audio 4000 RTP/AVP 0 8", "RTP/AVP 0 8"),
+            ("m=audio 4000 \t RTP/AVP 0 8", "RTP/AVP 0 8"),
+        ] {
+            let out = rewrite(&format!("{head}{m}\r\n"), bridge, 20000).unwrap();
+            let want = head.replace("10.0.0.1", "203.0.113.7");
+            assert_eq!(out, format!("{want}m=audio 20000 {rest}\r\n"), "{m:?}");
+            let a = SessionDescription::parse(&out).unwrap().audio().unwrap();
+            assert_eq!(a.rtp, Some("203.0.113.7:20000".parse().unwrap()));
+            assert_eq!(a.codecs, [(0, Codec::Pcmu), (8, Codec::Pcma)]);
+        }
+        let fuzzed = "v= 4\r\nm=                 (  6 2";
+        assert!(SessionDescription::parse(fuzzed).is_ok());
+        let out = rewrite(fuzzed, bridge, 20000).unwrap();
+        assert_eq!(out, "v= 4\r\nm=( 0 2");
+        assert!(SessionDescription::parse(&out).is_ok());
+    }
+
     #[test]
     fn rewrite_then_parse_is_lossless_for_untouched_lines() {
         // Every line that is not o=/c=/m=/a=rtcp comes out identical.
@@ -563,3 +624,6 @@ m=video 0 RTP/AVP 96\na=rtpmap:96 H264/90000\nm=audio 0 RTP/AVP 8\na=x-last"
         }
     }
 }
+
+#[cfg(test)]
+mod tests_props;
