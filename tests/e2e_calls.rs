@@ -11,7 +11,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use peers::{
-    AgentBuilder, CallerBuilder, Service, Ua, make_tone, run_sipp, sipp, wav_duration, wav_stat,
+    AgentBuilder, CallerBuilder, Service, Ua, UaMedia, make_tone, run_sipp, sipp, wav_duration,
+    wav_stat,
 };
 use reqwest::Method;
 use serde_json::{Value, json};

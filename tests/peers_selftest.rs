@@ -9,7 +9,7 @@ mod peers;
 
 use std::time::Duration;
 
-use peers::{AgentBuilder, CallerBuilder, make_tone, wav_duration, wav_stat};
+use peers::{AgentBuilder, CallerBuilder, UaMedia, make_tone, wav_duration, wav_stat};
 use serde_json::Value;
 
 const T: Duration = Duration::from_secs(15);

@@ -453,6 +453,46 @@ impl Ua {
     }
 }
 
+/// The media options `ua.py agent` and `ua.py call` share.
+pub trait UaMedia: Sized {
+    /// Any other `ua.py` argument.
+    fn with_arg(self, a: String) -> Self;
+
+    /// Play `wav` (8 kHz mono 16-bit) into each call, looping.
+    fn play(self, wav: impl AsRef<Path>) -> Self {
+        self.with_arg("--play".into()).with_arg(path_arg(wav))
+    }
+
+    /// Play `wav` once (`play_done` at its end).
+    fn play_once(self, wav: impl AsRef<Path>) -> Self {
+        self.play(wav).with_arg("--no-loop".into())
+    }
+
+    /// Record what the far side sends; `{n}` in the name becomes the call
+    /// number.
+    fn record(self, wav: impl AsRef<Path>) -> Self {
+        self.with_arg("--record".into()).with_arg(path_arg(wav))
+    }
+
+    /// Send BYE `secs` after CONFIRMED (default: wait for the far side).
+    fn hangup_after(self, secs: f64) -> Self {
+        self.with_arg("--hangup-after".into())
+            .with_arg(secs_arg(secs))
+    }
+}
+
+impl UaMedia for AgentBuilder {
+    fn with_arg(self, a: String) -> Self {
+        self.arg(a)
+    }
+}
+
+impl UaMedia for CallerBuilder {
+    fn with_arg(self, a: String) -> Self {
+        self.arg(a)
+    }
+}
+
 fn path_arg(p: impl AsRef<Path>) -> String {
     p.as_ref().display().to_string()
 }
@@ -524,26 +564,6 @@ impl AgentBuilder {
     /// Answer the INVITE with `code` (e.g. 486).
     pub fn reject(self, code: u16) -> Self {
         self.arg("--reject").arg(code.to_string())
-    }
-
-    /// Play `wav` (8 kHz mono 16-bit) into each call, looping.
-    pub fn play(self, wav: impl AsRef<Path>) -> Self {
-        self.arg("--play").arg(path_arg(wav))
-    }
-
-    /// Play `wav` once (`play_done` at its end).
-    pub fn play_once(self, wav: impl AsRef<Path>) -> Self {
-        self.play(wav).arg("--no-loop")
-    }
-
-    /// Record what the caller sends; `{n}` in the name becomes the call number.
-    pub fn record(self, wav: impl AsRef<Path>) -> Self {
-        self.arg("--record").arg(path_arg(wav))
-    }
-
-    /// Hang up `secs` after CONFIRMED (default: wait for the caller).
-    pub fn hangup_after(self, secs: f64) -> Self {
-        self.arg("--hangup-after").arg(secs_arg(secs))
     }
 
     /// Blind-transfer (REFER) each answered call to `uri` `secs` after
@@ -620,26 +640,6 @@ impl CallerBuilder {
     /// An extra header on the INVITE.
     pub fn header(self, name: &str, value: &str) -> Self {
         self.arg("--header").arg(format!("{name}: {value}"))
-    }
-
-    /// Play `wav` into the call, looping.
-    pub fn play(self, wav: impl AsRef<Path>) -> Self {
-        self.arg("--play").arg(path_arg(wav))
-    }
-
-    /// Play `wav` once.
-    pub fn play_once(self, wav: impl AsRef<Path>) -> Self {
-        self.play(wav).arg("--no-loop")
-    }
-
-    /// Record what the far side sends.
-    pub fn record(self, wav: impl AsRef<Path>) -> Self {
-        self.arg("--record").arg(path_arg(wav))
-    }
-
-    /// Send BYE `secs` after CONFIRMED (default: wait for the far side).
-    pub fn hangup_after(self, secs: f64) -> Self {
-        self.arg("--hangup-after").arg(secs_arg(secs))
     }
 
     /// CANCEL `secs` after the INVITE (exit 0 if it was never answered).
