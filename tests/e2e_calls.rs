@@ -674,3 +674,119 @@ async fn a_call_cut_by_kill_9_is_ended_and_its_recording_repaired_at_start() {
     drop(caller);
     phone.finish(10 * SECS);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn after_hours_hangs_up_or_goes_to_the_after_hours_department() {
+    let pbx = Pbx::start().await;
+    // A period with no open range: closed all the time.
+    let closed = pbx
+        .post("/periods", json!({"name": "Fechado", "ranges": []}))
+        .await["id"]
+        .as_i64()
+        .unwrap();
+    let night = pbx
+        .department(json!({"name": "Plantão", "pabx_code": 811, "close_on_hangup": true}))
+        .await;
+    let shut = pbx
+        .department(json!({"name": "Comercial", "pabx_code": 810, "period_id": closed}))
+        .await;
+    let forwarded = pbx
+        .department(
+            json!({"name": "Suporte", "pabx_code": 812, "period_id": closed,
+            "after_hours": {"department_id": night}, "close_on_hangup": true}),
+        )
+        .await;
+    pbx.agent("1811", &[shut, forwarded]).await;
+    let on_duty = pbx.agent("1812", &[night]).await;
+    let mut day_phone = pbx.phone("1811").answer_after(0.2).spawn();
+    let mut night_phone = pbx.phone("1812").answer_after(0.3).spawn();
+
+    let mut caller = pbx.caller("810").expect_status(480).spawn();
+    assert_eq!(caller.wait(30 * SECS), 0, "caller:\n{}", caller.log());
+    let a = pbx.attendance_when(|a| a["status"] == "closed").await;
+    assert_eq!(a["close_reason"], "after_hours", "{a}");
+    assert!(a["agent_id"].is_null());
+
+    let mut caller = pbx.caller("812").hangup_after(1.0).spawn();
+    assert_eq!(caller.wait(30 * SECS), 0, "caller:\n{}", caller.log());
+    let mut answered = None;
+    for _ in 0..100 {
+        answered = pbx
+            .attendances()
+            .await
+            .into_iter()
+            .find(|a| a["callee"] == "812" && a["status"] == "closed");
+        if answered.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let a = answered.expect("the after-hours call closed");
+    assert_eq!(a["department_id"], night, "{a}");
+    assert_eq!(a["agent_id"], on_duty);
+    assert_eq!(a["close_reason"], "caller_hangup");
+    day_phone.finish(10 * SECS);
+    assert!(
+        day_phone.events_named("incoming").is_empty(),
+        "closed departments ring nobody: {:?}",
+        day_phone.seen
+    );
+    night_phone.finish(10 * SECS);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_api_transfers_a_sip_call_and_the_new_agent_hangs_up() {
+    let pbx = Pbx::start().await;
+    let dept = pbx
+        .department(json!({"name": "Suporte", "pabx_code": 820, "close_on_hangup": true}))
+        .await;
+    let first = pbx.agent("1821", &[dept]).await;
+    let second = pbx.agent("1822", &[]).await;
+    let mut a1 = pbx.phone("1821").answer_after(0.2).spawn();
+    let mut a2 = pbx
+        .phone("1822")
+        .answer_after(0.3)
+        .hangup_after(1.0)
+        .spawn();
+    let mut caller = pbx.caller("820").max_duration(30.0).spawn();
+    caller.expect_event("confirmed", 10 * SECS);
+    let protocol = pbx.attendances().await[0]["protocol"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, body) = pbx
+        .svc
+        .api(
+            Method::POST,
+            &format!("/calls/{protocol}/transfer"),
+            Some(json!({"target": "9999"})),
+        )
+        .await;
+    assert_eq!(status, 422, "an unknown target is refused: {body}");
+    let (status, body) = pbx
+        .svc
+        .api(
+            Method::POST,
+            &format!("/calls/{protocol}/transfer"),
+            Some(json!({"target": "1822"})),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let ended = a1.expect_event("call_ended", 10 * SECS);
+    assert_eq!(
+        ended["ended_by"], "remote",
+        "the bridge let the first agent go: {ended}"
+    );
+    let ended = caller.expect_event("call_ended", 15 * SECS);
+    assert_eq!(ended["ended_by"], "remote", "{ended}");
+    let a = pbx.closed().await;
+    assert_eq!(a["close_reason"], "agent_hangup", "{a}");
+    assert_eq!(a["agent_id"], second);
+    let transfers = a["transfers"].as_array().unwrap();
+    assert_eq!(transfers.len(), 1, "{a}");
+    assert_eq!(transfers[0]["from_agent_id"], first);
+    assert_eq!(transfers[0]["target"], "1822");
+    assert_eq!(protocol_seen(&mut a2), protocol);
+    a1.finish(10 * SECS);
+    a2.finish(10 * SECS);
+}
