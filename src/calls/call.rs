@@ -27,7 +27,7 @@ use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tracing::Instrument;
 
 use super::engine::{IncomingCall, Services};
-use super::fork::{Fork, ForkRequest, ForkState};
+use super::fork::{Fork, ForkRequest, ForkState, binding_route};
 use super::live::{CallControl, CallState, LegRole, LegState, LiveCall, LiveLeg};
 use super::plan::CallPlan;
 use super::signal::{CallInput, Command, Outbox};
@@ -766,11 +766,7 @@ impl Call {
             self.media.agent_port,
         )
         .map_err(|e| e.to_string())?;
-        let transport = if binding.transport.eq_ignore_ascii_case("tcp") {
-            Transport::Tcp
-        } else {
-            Transport::Udp
-        };
+        let (_, _, transport) = binding_route(binding).map_err(|e| e.to_string())?;
         let local = self.svc.local(transport).clone();
         let (fork, invite) = Fork::build(
             ForkRequest {
