@@ -146,7 +146,13 @@ impl Service {
 /// ones). A failure is logged and the start goes on: a service that does
 /// not start loses more calls than one with stale attendances.
 async fn recover_calls(store: &Store, settings: &Settings) {
-    match crate::calls::recovery::recover(store, &settings.recordings_dir, settings.time_zone).await
+    match crate::calls::recovery::recover(
+        store,
+        &settings.recordings_dir,
+        settings.time_zone,
+        &settings.node_id,
+    )
+    .await
     {
         Ok(r) if r.is_empty() => {}
         Ok(r) => tracing::info!(

@@ -21,6 +21,7 @@ async fn open(store: &Store, caller: &str, minutes_ago: i64) -> String {
         source: CallSource::Sip,
         opened_at: Utc::now() - Duration::minutes(minutes_ago),
         call_ref: Some(format!("call-{caller}")),
+        node: None,
     };
     store
         .open_attendance(&new, chrono_tz::America::Sao_Paulo)

@@ -321,6 +321,7 @@ both!(
             source: pbx_bridge::domain::CallSource::Sip,
             opened_at: Utc::now(),
             call_ref: Some("sip-call".into()),
+            node: None,
         };
         let a = store
             .open_attendance(&new, srv.settings.time_zone)

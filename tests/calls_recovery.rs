@@ -31,6 +31,18 @@ async fn open(
     department_id: i64,
     minutes_ago: i64,
 ) -> Opened {
+    let node = (source == CallSource::Sip).then(|| srv.settings.node_id.clone());
+    open_on(srv, store, source, department_id, minutes_ago, node).await
+}
+
+async fn open_on(
+    srv: &TestServer,
+    store: &Store,
+    source: CallSource,
+    department_id: i64,
+    minutes_ago: i64,
+    node: Option<String>,
+) -> Opened {
     let new = NewAttendance {
         direction: Direction::Inbound,
         department_id: Some(department_id),
@@ -40,6 +52,7 @@ async fn open(
         source,
         opened_at: Utc::now() - Duration::minutes(minutes_ago),
         call_ref: Some(format!("call-{minutes_ago}-{department_id}-{source:?}")),
+        node,
     };
     let a = store
         .open_attendance(&new, srv.settings.time_zone)
@@ -202,9 +215,14 @@ both!(
 
         // Idempotent: another run (and another restart) changes nothing.
         let (_, before) = srv.get("/attendances").await;
-        let report = recover(&store, &srv.settings.recordings_dir, srv.settings.time_zone)
-            .await
-            .unwrap();
+        let report = recover(
+            &store,
+            &srv.settings.recordings_dir,
+            srv.settings.time_zone,
+            &srv.settings.node_id,
+        )
+        .await
+        .unwrap();
         assert_eq!(report, RecoveryReport::default());
         let db = srv.stop().await;
         let srv = TestServer::start_on(db).await;
@@ -238,7 +256,20 @@ both!(
         std::fs::create_dir_all(garbage.parent().unwrap()).unwrap();
         std::fs::write(&garbage, vec![7u8; 100]).unwrap();
 
-        let report = recover(&store, dir.path(), tz).await.unwrap();
+        // Another node's call in progress (a shared database): not ours.
+        let elsewhere = open_on(
+            &srv,
+            &store,
+            CallSource::Sip,
+            closes,
+            5,
+            Some("other-node".into()),
+        )
+        .await;
+        answer(&store, &elsewhere, 4).await;
+        killed_recording(dir.path(), &elsewhere.protocol);
+        let node = &srv.settings.node_id;
+        let report = recover(&store, dir.path(), tz, node).await.unwrap();
         assert_eq!(
             report,
             RecoveryReport {
@@ -254,7 +285,15 @@ both!(
         let a = store.get_attendance(&ringing.protocol).await.unwrap();
         assert_eq!(a.close_reason, Some(CloseReason::Failed));
 
-        let again = recover(&store, dir.path(), tz).await.unwrap();
+        let a = store.get_attendance(&elsewhere.protocol).await.unwrap();
+        assert_eq!(a.ended_at, None, "another node's live call is left alone");
+        assert_eq!(a.status, AttendanceStatus::InProgress);
+        assert!(
+            a.recording.is_none(),
+            "its recording in progress is not touched"
+        );
+
+        let again = recover(&store, dir.path(), tz, node).await.unwrap();
         assert_eq!(again, RecoveryReport::default());
         let srv = srv;
         srv.stop().await;

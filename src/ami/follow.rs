@@ -157,6 +157,7 @@ impl Follower {
                     source: CallSource::Ami,
                     opened_at: utc(*opened_at),
                     call_ref: Some(linkedid.clone()),
+                    node: None,
                 };
                 let (protocol, created) = batch.open_once(&new, self.tz).await?;
                 self.remember(undo, linkedid, Some(protocol.clone()));

@@ -363,6 +363,7 @@ impl Call {
             source: CallSource::Sip,
             opened_at: since,
             call_ref: Some(call_id.clone()),
+            node: Some(svc.app.settings().node_id.clone()),
         };
         let tz = svc.app.settings().time_zone;
         let attendance = match svc.app.store().open_attendance(&new, tz).await {

@@ -5,11 +5,10 @@
 //! attendance now has `ended_at`.
 //!
 //! What "the calls it left live" means: SIP attendances (`source = sip`)
-//! with no `ended_at` and not closed. On a single node those are exactly
-//! the previous process' calls. Several nodes sharing PostgreSQL would see
-//! each other's live calls here too: an attendance does not record which
-//! node carries its call yet, and until it does, a node starting while
-//! others carry calls ends theirs as well.
+//! of this node (`node` = `PBX_BRIDGE_NODE_ID`, or no node: rows from
+//! before the column existed) with no `ended_at` and not closed. Several
+//! nodes may share PostgreSQL: a node starting never touches the calls
+//! another node carries, nor their recordings in progress.
 //!
 //! Idempotent: a second run finds nothing left to end, and every recording
 //! it could link is linked.
@@ -69,15 +68,17 @@ fn relative_path(protocol: &Protocol) -> String {
         .into_owned()
 }
 
-/// Ends the calls a previous process left live and links their recordings.
+/// Ends the calls a previous process of node `node` left live and links
+/// their recordings; other nodes' calls (a shared database) are theirs.
 /// `tz` is the installation's: protocol numbers carry its local date.
 pub async fn recover(
     store: &Store,
     recordings_dir: &Path,
     tz: chrono_tz::Tz,
+    node: &str,
 ) -> Result<RecoveryReport, StoreError> {
     let mut report = RecoveryReport::default();
-    let interrupted = store.interrupted_sip_calls().await?;
+    let interrupted = store.interrupted_sip_calls(node).await?;
     let mut recordings = BTreeSet::new();
     for call in &interrupted {
         let at = ended_at(call);
@@ -106,7 +107,7 @@ pub async fn recover(
     if let Some(newest) = store.last_sip_activity().await? {
         let day = Protocol::day(newest - UNLINKED_WINDOW, tz);
         let from = format!("{}000000", day.format("%Y%m%d"));
-        recordings.extend(store.sip_calls_without_recording(&from).await?);
+        recordings.extend(store.sip_calls_without_recording(&from, node).await?);
     }
     for protocol in recordings {
         if link_recording(store, recordings_dir, &protocol).await? {

@@ -26,6 +26,7 @@ pub struct FileSettings {
     pub default_digest_algorithms: Option<Vec<String>>,
     pub shutdown_grace_s: Option<u64>,
     pub sip_realm: Option<String>,
+    pub node_id: Option<String>,
     pub register_min_expires_s: Option<u64>,
     pub register_max_expires_s: Option<u64>,
     pub auth_max_failures: Option<u64>,

@@ -46,6 +46,9 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     /// The digest realm the registrar challenges with.
     pub sip_realm: String,
+    /// This node's name: its SIP calls' attendances carry it, so crash
+    /// recovery ends only the calls this node carried.
+    pub node_id: String,
     /// Bounds on the registration interval a phone may ask for.
     pub register_min_expires_s: u32,
     pub register_max_expires_s: u32,

@@ -62,6 +62,10 @@ pub struct RawSettings {
     /// Digest realm of the registrar. Default pbx-bridge.
     #[arg(long, env = "PBX_BRIDGE_SIP_REALM")]
     pub sip_realm: Option<String>,
+    /// This node's name among the bridges sharing one database (the calls
+    /// it owns, for crash recovery). Default: the host name.
+    #[arg(long, env = "PBX_BRIDGE_NODE_ID")]
+    pub node_id: Option<String>,
     /// Shortest registration a phone may ask for, seconds. Default 60.
     #[arg(long, env = "PBX_BRIDGE_REGISTER_MIN_EXPIRES_S")]
     pub register_min_expires_s: Option<String>,
@@ -221,7 +225,21 @@ pub fn resolve(raw: &RawSettings) -> Result<Settings, SettingError> {
         ));
     }
 
+    let node_id = pick(&raw.node_id, &file.node_id).unwrap_or_else(host_name);
+    if node_id.is_empty()
+        || node_id.len() > 64
+        || !node_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(SettingError::new(
+            "PBX_BRIDGE_NODE_ID",
+            "must be 1 to 64 letters, digits, '-', '_' or '.'",
+        ));
+    }
+
     Ok(Settings {
+        node_id,
         sip_listen: parse_setting(
             "PBX_BRIDGE_SIP_LISTEN",
             pick(&raw.sip_listen, &file.sip_listen),
@@ -295,6 +313,15 @@ fn number(
     }
 }
 
+/// The host name (Linux), else `pbx-bridge`.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "pbx-bridge".to_owned())
+}
+
 fn parse_port_range(text: &str) -> Result<RangeInclusive<u16>, SettingError> {
     const NAME: &str = "PBX_BRIDGE_RTP_PORTS";
     let (first, last) = text
@@ -329,6 +356,25 @@ mod tests {
         assert_eq!(s.default_digest_algorithms, vec![DigestAlgorithm::Md5]);
         assert_eq!(s.time_zone, chrono_tz::America::Sao_Paulo);
         assert_eq!(s.rtp_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn node_id_defaults_to_the_host_name_and_is_checked() {
+        let s = resolve(&RawSettings::default()).unwrap();
+        assert!(!s.node_id.is_empty());
+        let ok = RawSettings {
+            node_id: Some("bridge-2.sp".into()),
+            ..Default::default()
+        };
+        assert_eq!(resolve(&ok).unwrap().node_id, "bridge-2.sp");
+        for bad in ["", "a b", "x".repeat(65).as_str(), "nó"] {
+            let raw = RawSettings {
+                node_id: Some(bad.into()),
+                ..Default::default()
+            };
+            let err = resolve(&raw).unwrap_err().to_string();
+            assert!(err.contains("PBX_BRIDGE_NODE_ID"), "{bad:?}: {err}");
+        }
     }
 
     #[test]

@@ -44,6 +44,8 @@ pub struct NewAttendance {
     pub opened_at: Timestamp,
     /// The call's reference (SIP Call-ID or AMI Linkedid), to find it again.
     pub call_ref: Option<String>,
+    /// The bridge node carrying the call (SIP calls), for crash recovery.
+    pub node: Option<String>,
 }
 
 fn from_row(row: &AnyRow) -> Result<Attendance, StoreError> {
@@ -254,14 +256,18 @@ pub struct InterruptedCall {
 impl Store {
     /// SIP calls that never ended: live in the process that handled them
     /// when it stopped without ending them.
-    pub async fn interrupted_sip_calls(&self) -> Result<Vec<InterruptedCall>, StoreError> {
+    pub async fn interrupted_sip_calls(
+        &self,
+        node: &str,
+    ) -> Result<Vec<InterruptedCall>, StoreError> {
         let rows = sqlx::query(
             "SELECT a.protocol, a.status, a.opened_at, a.answered_at, a.last_activity_at, \
              a.recording_path, d.close_on_hangup \
              FROM attendances a LEFT JOIN departments d ON d.id = a.department_id \
              WHERE a.source = 'sip' AND a.ended_at IS NULL AND a.status <> 'closed' \
-             ORDER BY a.protocol",
+             AND (a.node = $1 OR a.node IS NULL) ORDER BY a.protocol",
         )
+        .bind(node)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -327,12 +333,18 @@ impl Store {
     /// Answered SIP calls with protocol `>= from` and no recording linked
     /// (a process stopped between a call's end and the linking of its
     /// recording leaves them so).
-    pub async fn sip_calls_without_recording(&self, from: &str) -> Result<Vec<String>, StoreError> {
+    pub async fn sip_calls_without_recording(
+        &self,
+        from: &str,
+        node: &str,
+    ) -> Result<Vec<String>, StoreError> {
         let rows = sqlx::query(
             "SELECT protocol FROM attendances WHERE protocol >= $1 AND source = 'sip' \
-             AND answered_at IS NOT NULL AND recording_path IS NULL ORDER BY protocol",
+             AND answered_at IS NOT NULL AND recording_path IS NULL \
+             AND (node = $2 OR node IS NULL) ORDER BY protocol",
         )
         .bind(from)
+        .bind(node)
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(|r| text(r, "protocol")).collect()
@@ -715,8 +727,8 @@ where
 {
     let done = sqlx::query(
         "INSERT INTO attendances (protocol, direction, status, department_id, agent_id, \
-         caller, callee, opened_at, source, transfers, last_activity_at, call_ref) \
-         VALUES ($1, $2, 'ringing', $3, $4, $5, $6, $7, $8, '[]', $7, $9) \
+         caller, callee, opened_at, source, transfers, last_activity_at, call_ref, node) \
+         VALUES ($1, $2, 'ringing', $3, $4, $5, $6, $7, $8, '[]', $7, $9, $10) \
          ON CONFLICT DO NOTHING",
     )
     .bind(protocol.as_str())
@@ -728,6 +740,7 @@ where
     .bind(ms(new.opened_at))
     .bind(new.source.as_str())
     .bind(new.call_ref.as_deref())
+    .bind(new.node.as_deref())
     .execute(executor)
     .await?;
     Ok(done.rows_affected() == 1)
