@@ -94,7 +94,7 @@ impl Service {
         let http_addr = self.http_addr();
         let (transport, inbound) = self.sip;
         let endpoint = SipEndpoint::new(app.clone(), transport, endpoint_config(&app).await?);
-        let sip = tokio::spawn(endpoint.run(inbound, shutdown.clone()));
+        let mut sip = tokio::spawn(endpoint.run(inbound, shutdown.clone()));
         let ami = tokio::spawn(crate::ami::client::run(app.clone(), shutdown.clone()));
         tracing::info!(sip = %app.sip_addr().map(|a| a.to_string()).unwrap_or_default(), "SIP listening (UDP and TCP)");
         tracing::info!(http = %http_addr, "admin API listening");
@@ -131,7 +131,15 @@ impl Service {
         {
             tracing::warn!("AMI client did not stop in time");
         }
-        sip.abort();
+        // Live calls go on for the grace period, then are hung up; the
+        // endpoint ends once they are all over.
+        if tokio::time::timeout(grace + Duration::from_secs(6), &mut sip)
+            .await
+            .is_err()
+        {
+            tracing::warn!("SIP calls did not end in time");
+            sip.abort();
+        }
         app.set_sip_addr(None);
         app.store().close().await;
         result

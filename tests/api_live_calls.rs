@@ -186,7 +186,7 @@ both!(
                         seen.push(target);
                         let _ = reply.send(answer);
                     }
-                    CallControl::HangUp => break,
+                    CallControl::HangUp | CallControl::Shutdown => break,
                 }
             }
             seen

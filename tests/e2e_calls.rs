@@ -790,3 +790,64 @@ async fn the_api_transfers_a_sip_call_and_the_new_agent_hangs_up() {
     a1.finish(10 * SECS);
     a2.finish(10 * SECS);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_lets_live_calls_finish_and_refuses_new_ones() {
+    let mut pbx = Pbx::start_with(&[("PBX_BRIDGE_SHUTDOWN_GRACE_S", "20")]).await;
+    let dept = pbx
+        .department(json!({"name": "Suporte", "pabx_code": 830, "close_on_hangup": true}))
+        .await;
+    pbx.agent("1831", &[dept]).await;
+    let mut phone = pbx.phone("1831").answer_after(0.2).spawn();
+    let mut caller = pbx.caller("830").hangup_after(4.0).spawn();
+    caller.expect_event("confirmed", 10 * SECS);
+    let sip = pbx.svc.sip;
+    let svc = &mut pbx.svc;
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel();
+    std::thread::scope(|s| {
+        s.spawn(|| stop_tx.send(svc.terminate(30 * SECS)).unwrap());
+        std::thread::sleep(SECS);
+        // Draining: a new call is refused, the live one goes on.
+        let mut late = CallerBuilder::new(&format!("sip:830@{sip}"))
+            .expect_status(503)
+            .spawn();
+        assert_eq!(late.wait(20 * SECS), 0, "late caller:\n{}", late.log());
+    });
+    assert_eq!(caller.wait(20 * SECS), 0, "caller:\n{}", caller.log());
+    let ended = caller.events_named("call_ended");
+    assert_eq!(
+        ended[0]["ended_by"], "local",
+        "the caller hung up, not the bridge: {ended:?}"
+    );
+    let status = stop_rx
+        .recv()
+        .unwrap()
+        .expect("the bridge stops once its calls are over");
+    assert!(status.success(), "{status}");
+    pbx.svc.restart().await;
+    let a = pbx.closed().await;
+    assert_eq!(a["close_reason"], "caller_hangup", "{a}");
+    phone.finish(10 * SECS);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_hangs_up_calls_still_live_after_the_grace_period() {
+    let mut pbx = Pbx::start_with(&[("PBX_BRIDGE_SHUTDOWN_GRACE_S", "2")]).await;
+    let dept = pbx
+        .department(json!({"name": "Suporte", "pabx_code": 840, "close_on_hangup": true}))
+        .await;
+    pbx.agent("1841", &[dept]).await;
+    let mut phone = pbx.phone("1841").answer_after(0.2).spawn();
+    let mut caller = pbx.caller("840").max_duration(60.0).spawn();
+    caller.expect_event("confirmed", 10 * SECS);
+    let status = pbx.svc.terminate(30 * SECS).expect("the bridge stops");
+    assert!(status.success(), "{status}");
+    let ended = caller.expect_event("call_ended", 10 * SECS);
+    assert_eq!(ended["ended_by"], "remote", "the bridge sent BYE: {ended}");
+    let ended = phone.expect_event("call_ended", 10 * SECS);
+    assert_eq!(ended["ended_by"], "remote", "{ended}");
+    pbx.svc.restart().await;
+    let a = pbx.closed().await;
+    assert_eq!(a["close_reason"], "failed", "{a}");
+    phone.finish(10 * SECS);
+}

@@ -1585,6 +1585,10 @@ impl Call {
 
     async fn on_control(&mut self, control: CallControl) {
         match control {
+            CallControl::Shutdown => {
+                tracing::warn!("the bridge is stopping: call hung up");
+                self.hang_up(Ending::Failed("the bridge shut down".into()));
+            }
             CallControl::HangUp => {
                 tracing::info!("hung up through the API");
                 self.hang_up(Ending::Api);

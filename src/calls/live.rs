@@ -22,11 +22,14 @@ use utoipa::ToSchema;
 
 use crate::domain::Direction;
 
-/// What the API asks of a call task.
+/// What the API (or the shutdown) asks of a call task.
 #[derive(Debug)]
 pub enum CallControl {
     /// End every leg of the call (`DELETE /calls/{id}`).
     HangUp,
+    /// The bridge is stopping and the grace period is over: end every leg;
+    /// the attendance records a fault (`failed`), not an API action.
+    Shutdown,
     /// Blind-transfer the caller to `target` (a department's PABX code or an
     /// extension); the task answers on `reply` once it has accepted or
     /// refused, with a message for the API client when refused.

@@ -97,7 +97,9 @@ impl SipEndpoint {
         }
     }
 
-    /// Runs until `shutdown` turns true.
+    /// Runs until `shutdown` turns true, then drains: new calls get 503,
+    /// live calls go on until they end or the grace period is over, when
+    /// they are hung up (BYE) before the endpoint stops.
     pub async fn run(
         mut self,
         mut inbound: mpsc::Receiver<Inbound>,
@@ -108,7 +110,23 @@ impl SipEndpoint {
             return;
         };
         let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
+        let mut drain = Drain::Serving;
         loop {
+            match drain.step(&self.calls, self.app.settings().shutdown_grace) {
+                DrainStep::Continue => {}
+                DrainStep::HangUpAll => {
+                    tracing::warn!(
+                        calls = self.calls.live(),
+                        "grace period over: hanging up the calls still live"
+                    );
+                    for call in self.app.calls().list() {
+                        if let Some(control) = self.app.calls().control(&call.id) {
+                            let _ = control.send(crate::calls::CallControl::Shutdown);
+                        }
+                    }
+                }
+                DrainStep::Stop => break,
+            }
             let deadline = self
                 .layer
                 .next_deadline()
@@ -121,7 +139,11 @@ impl SipEndpoint {
                 Some((call, command)) = commands.recv() => self.on_call_command(call, command),
                 _ = tokio::time::sleep_until(deadline.into()) => self.layer.on_tick(Instant::now()),
                 _ = housekeeping.tick() => self.expire(),
-                _ = stopped(&mut shutdown) => break,
+                _ = stopped(&mut shutdown), if matches!(drain, Drain::Serving) => {
+                    self.app.start_draining();
+                    tracing::info!(calls = self.calls.live(), "SIP draining: no new calls, live calls go on");
+                    drain = Drain::Draining { since: Instant::now() };
+                }
             }
             self.flush().await;
         }
@@ -513,6 +535,49 @@ fn stamp_source(request: &mut SipMessage, source: SocketAddr) {
     let value = via.to_string();
     if request.remove_top_via() && request.prepend_via(&value).is_err() {
         tracing::debug!(%source, "cannot stamp the Via");
+    }
+}
+
+/// Where a shutdown stands.
+#[derive(Debug, Clone, Copy)]
+enum Drain {
+    Serving,
+    /// SIGTERM at `since`: calls go on for the grace period.
+    Draining {
+        since: Instant,
+    },
+    /// Calls were told to hang up at `since`; their BYEs and attendance
+    /// writes get a few seconds.
+    HangingUp {
+        since: Instant,
+    },
+}
+
+enum DrainStep {
+    Continue,
+    HangUpAll,
+    Stop,
+}
+
+/// How long hung-up calls get to send their BYEs and write their end.
+const HANG_UP_WAIT: Duration = Duration::from_secs(3);
+
+impl Drain {
+    fn step(&mut self, calls: &CallEngine, grace: Duration) -> DrainStep {
+        match *self {
+            Drain::Serving => DrainStep::Continue,
+            Drain::Draining { .. } | Drain::HangingUp { .. } if calls.live() == 0 => {
+                DrainStep::Stop
+            }
+            Drain::Draining { since } if since.elapsed() >= grace => {
+                *self = Drain::HangingUp {
+                    since: Instant::now(),
+                };
+                DrainStep::HangUpAll
+            }
+            Drain::HangingUp { since } if since.elapsed() >= HANG_UP_WAIT => DrainStep::Stop,
+            _ => DrainStep::Continue,
+        }
     }
 }
 

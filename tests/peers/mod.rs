@@ -94,6 +94,30 @@ impl Service {
         svc
     }
 
+    /// SIGTERM (a graceful stop), then the exit status within `timeout`.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// A new process on the same data, ports and settings (after `terminate`).
+    pub async fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = Self::spawn(self.dir.path(), self.http_port, self.sip, &self.env);
+        self.wait_ready();
+    }
+
     /// `kill -9`, then a new process on the same data, ports and settings.
     pub async fn kill9_and_restart(&mut self) {
         let _ = self.child.kill();
