@@ -851,3 +851,65 @@ async fn sigterm_hangs_up_calls_still_live_after_the_grace_period() {
     assert_eq!(a["close_reason"], "failed", "{a}");
     phone.finish(10 * SECS);
 }
+
+/// RFC 3261 §9.1: the agent's 200 OK crosses the bridge's CANCEL. The
+/// caller has its 487 already; the bridge ACKs the late 2xx and BYEs it, and
+/// the attendance stays abandoned (the agent, a SIPp UAS, fails its run
+/// unless it gets both the ACK and the BYE).
+#[tokio::test(flavor = "multi_thread")]
+async fn test_cancel_2xx_race() {
+    let pbx = Pbx::start().await;
+    let dept = pbx
+        .department(json!({"name": "Suporte", "pabx_code": 850}))
+        .await;
+    pbx.agent("1851", &[dept]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let users = peers::write_file(
+        dir.path(),
+        "users.csv",
+        "SEQUENTIAL\n1851;[authentication username=1851 password=pw-1851-x]\n",
+    );
+    let port = peers::free_port().to_string();
+    let sip = pbx.svc.sip.to_string();
+    let scenario = |name: &str| format!("{}/{name}", peers::REPO);
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        a.extend(["-i", "127.0.0.1", "-p", &port, "-m", "1", "-nostdin"].map(String::from));
+        a.push(sip.clone());
+        a
+    };
+    let register = args(&[
+        "-sf",
+        &scenario("benches/sipp/register.xml"),
+        "-inf",
+        &users,
+        "-key",
+        "expires",
+        "300",
+    ]);
+    let (code, out) = peers::run_sipp(dir.path(), &register, 20 * SECS);
+    assert_eq!(code, 0, "SIPp REGISTER:\n{out}");
+    let media_port = peers::free_port().to_string();
+    let agent_args = args(&[
+        "-sf",
+        &scenario("tests/sipp/agent_answers_after_cancel.xml"),
+        "-mp",
+        &media_port,
+        "-timeout",
+        "20",
+    ]);
+    let agent_dir = dir.path().to_owned();
+    let agent = std::thread::spawn(move || peers::run_sipp(&agent_dir, &agent_args, 25 * SECS));
+    std::thread::sleep(Duration::from_millis(300));
+    let mut caller = pbx.caller("850").cancel_after(1.0).spawn();
+    assert_eq!(caller.wait(20 * SECS), 0, "caller:\n{}", caller.log());
+    let ended = caller.events_named("call_ended");
+    assert_eq!(ended[0]["status"], 487, "{ended:?}");
+    let (code, out) = agent.join().unwrap();
+    assert_eq!(code, 0, "the late 2xx got its ACK and a BYE:\n{out}");
+    let a = pbx.closed().await;
+    assert_eq!(a["close_reason"], "abandoned", "{a}");
+    assert!(a["answered_at"].is_null(), "{a}");
+    let (_, calls) = pbx.svc.api(Method::GET, "/calls", None).await;
+    assert_eq!(calls["items"], json!([]));
+}
