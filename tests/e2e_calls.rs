@@ -852,6 +852,54 @@ async fn sigterm_hangs_up_calls_still_live_after_the_grace_period() {
     phone.finish(10 * SECS);
 }
 
+/// A SIPp UAS playing agent `number`: registered from its port (the bridge
+/// rings the address a binding came from), then running `scenario` for one
+/// call in a thread; joins to SIPp's exit code and output.
+fn sipp_agent(pbx: &Pbx, number: &str, scenario: &str) -> std::thread::JoinHandle<(i32, String)> {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let users = peers::write_file(
+        &dir,
+        "users.csv",
+        &format!(
+            "SEQUENTIAL\n{number};[authentication username={number} password=pw-{number}-x]\n"
+        ),
+    );
+    let port = peers::free_port().to_string();
+    let sip = pbx.svc.sip.to_string();
+    let path = |name: &str| format!("{}/{name}", peers::REPO);
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut a: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        a.extend(["-i", "127.0.0.1", "-p", &port, "-m", "1", "-nostdin"].map(String::from));
+        a.push(sip.clone());
+        a
+    };
+    let register = args(&[
+        "-sf",
+        &path("benches/sipp/register.xml"),
+        "-inf",
+        &users,
+        "-key",
+        "expires",
+        "300",
+    ]);
+    let (code, out) = peers::run_sipp(&dir, &register, 20 * SECS);
+    assert_eq!(code, 0, "SIPp REGISTER of {number}:\n{out}");
+    let media_port = peers::free_port().to_string();
+    let run = args(&[
+        "-sf",
+        &path(&format!("tests/sipp/{scenario}")),
+        "-mp",
+        &media_port,
+        "-timeout",
+        "20",
+    ]);
+    std::thread::spawn(move || {
+        let done = peers::run_sipp(&dir, &run, 25 * SECS);
+        let _ = std::fs::remove_dir_all(&dir);
+        done
+    })
+}
+
 /// RFC 3261 §9.1: the agent's 200 OK crosses the bridge's CANCEL. The
 /// caller has its 487 already; the bridge ACKs the late 2xx and BYEs it, and
 /// the attendance stays abandoned (the agent, a SIPp UAS, fails its run
@@ -863,43 +911,7 @@ async fn test_cancel_2xx_race() {
         .department(json!({"name": "Suporte", "pabx_code": 850}))
         .await;
     pbx.agent("1851", &[dept]).await;
-    let dir = tempfile::tempdir().unwrap();
-    let users = peers::write_file(
-        dir.path(),
-        "users.csv",
-        "SEQUENTIAL\n1851;[authentication username=1851 password=pw-1851-x]\n",
-    );
-    let port = peers::free_port().to_string();
-    let sip = pbx.svc.sip.to_string();
-    let scenario = |name: &str| format!("{}/{name}", peers::REPO);
-    let args = |extra: &[&str]| -> Vec<String> {
-        let mut a: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        a.extend(["-i", "127.0.0.1", "-p", &port, "-m", "1", "-nostdin"].map(String::from));
-        a.push(sip.clone());
-        a
-    };
-    let register = args(&[
-        "-sf",
-        &scenario("benches/sipp/register.xml"),
-        "-inf",
-        &users,
-        "-key",
-        "expires",
-        "300",
-    ]);
-    let (code, out) = peers::run_sipp(dir.path(), &register, 20 * SECS);
-    assert_eq!(code, 0, "SIPp REGISTER:\n{out}");
-    let media_port = peers::free_port().to_string();
-    let agent_args = args(&[
-        "-sf",
-        &scenario("tests/sipp/agent_answers_after_cancel.xml"),
-        "-mp",
-        &media_port,
-        "-timeout",
-        "20",
-    ]);
-    let agent_dir = dir.path().to_owned();
-    let agent = std::thread::spawn(move || peers::run_sipp(&agent_dir, &agent_args, 25 * SECS));
+    let agent = sipp_agent(&pbx, "1851", "agent_answers_after_cancel.xml");
     std::thread::sleep(Duration::from_millis(300));
     let mut caller = pbx.caller("850").cancel_after(1.0).spawn();
     assert_eq!(caller.wait(20 * SECS), 0, "caller:\n{}", caller.log());
@@ -912,4 +924,28 @@ async fn test_cancel_2xx_race() {
     assert!(a["answered_at"].is_null(), "{a}");
     let (_, calls) = pbx.svc.api(Method::GET, "/calls", None).await;
     assert_eq!(calls["items"], json!([]));
+}
+
+/// Two agents of a simultaneous department answer at the same instant: one
+/// is bridged, the other's 200 gets an ACK and a BYE; one attendance.
+#[tokio::test(flavor = "multi_thread")]
+async fn test_two_agents_answer_at_once() {
+    let pbx = Pbx::start().await;
+    let dept = pbx
+        .department(json!({"name": "Suporte", "pabx_code": 860, "close_on_hangup": true}))
+        .await;
+    let first = pbx.agent("1861", &[dept]).await;
+    let second = pbx.agent("1862", &[dept]).await;
+    let a1 = sipp_agent(&pbx, "1861", "agent_answers_at_once.xml");
+    let a2 = sipp_agent(&pbx, "1862", "agent_answers_at_once.xml");
+    std::thread::sleep(Duration::from_millis(300));
+    let mut caller = pbx.caller("860").hangup_after(1.0).spawn();
+    assert_eq!(caller.wait(20 * SECS), 0, "caller:\n{}", caller.log());
+    for agent in [a1, a2] {
+        let (code, out) = agent.join().unwrap();
+        assert_eq!(code, 0, "each answer got its ACK and a BYE:\n{out}");
+    }
+    let a = pbx.closed().await;
+    assert_eq!(a["close_reason"], "caller_hangup", "{a}");
+    assert!(a["agent_id"] == first || a["agent_id"] == second, "{a}");
 }
