@@ -949,3 +949,34 @@ async fn test_two_agents_answer_at_once() {
     assert_eq!(a["close_reason"], "caller_hangup", "{a}");
     assert!(a["agent_id"] == first || a["agent_id"] == second, "{a}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn calls_work_over_tcp() {
+    let pbx = Pbx::start().await;
+    let dept = pbx
+        .department(
+            json!({"name": "Suporte", "pabx_code": 870, "record": true, "close_on_hangup": true}),
+        )
+        .await;
+    pbx.agent("1871", &[dept]).await;
+    let mut phone = pbx
+        .phone("1871")
+        .arg("--transport")
+        .arg("tcp")
+        .answer_after(0.3)
+        .play(pbx.tone("agent"))
+        .spawn();
+    let mut caller = CallerBuilder::new(&format!("sip:870@{};transport=tcp", pbx.svc.sip))
+        .arg("--transport")
+        .arg("tcp")
+        .play(pbx.tone("caller"))
+        .hangup_after(2.0)
+        .spawn();
+    assert_eq!(caller.wait(30 * SECS), 0, "caller:\n{}", caller.log());
+    let a = pbx.closed().await;
+    assert_eq!(a["close_reason"], "caller_hangup", "{a}");
+    let (_, regs) = pbx.svc.api(Method::GET, "/registrations", None).await;
+    assert_eq!(regs["items"][0]["transport"], "tcp", "{regs}");
+    check_recording(&pbx.recording(a["protocol"].as_str().unwrap()), &a);
+    phone.finish(10 * SECS);
+}
