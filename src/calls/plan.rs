@@ -9,9 +9,7 @@ use std::net::IpAddr;
 
 use crate::domain::{Agent, Department, Extension, Holiday, Id, Period, Timestamp, Trunk};
 use crate::routing::{AgentEntry, AgentState, Directory};
-use crate::store::{Page, Store, StoreError};
-
-const PAGE: usize = 1000;
+use crate::store::{Store, StoreError, all_pages};
 
 /// A snapshot of everything calls are routed by.
 #[derive(Debug, Clone, Default)]
@@ -30,35 +28,15 @@ pub struct CallPlan {
     trunks: Vec<Trunk>,
 }
 
-/// Reads every page of a listing.
-async fn all<T, F, Fut>(mut page: F, id: impl Fn(&T) -> Id) -> Result<Vec<T>, StoreError>
-where
-    F: FnMut(Id) -> Fut,
-    Fut: std::future::Future<Output = Result<Page<T>, StoreError>>,
-{
-    let mut out: Vec<T> = Vec::new();
-    let mut after = 0;
-    loop {
-        let got = page(after).await?;
-        let more = got.next_cursor.is_some();
-        if let Some(last) = got.items.last() {
-            after = id(last);
-        }
-        out.extend(got.items);
-        if !more {
-            return Ok(out);
-        }
-    }
-}
-
 impl CallPlan {
     pub async fn load(store: &Store, generation: u64) -> Result<CallPlan, StoreError> {
         let departments = store.all_departments().await?;
-        let periods = all(|a| store.list_periods(a, PAGE), |p: &Period| p.id).await?;
-        let holidays = all(|a| store.list_holidays(a, PAGE), |h: &Holiday| h.id).await?;
-        let agents = all(|a| store.list_agents(a, PAGE), |a: &Agent| a.id).await?;
-        let extensions = all(|a| store.list_extensions(a, PAGE), |e: &Extension| e.id).await?;
-        let trunks = all(|a| store.list_trunks(a, PAGE), |t: &Trunk| t.id).await?;
+        let periods = all_pages(|a, n| store.list_periods(a, n), |p: &Period| p.id).await?;
+        let holidays = all_pages(|a, n| store.list_holidays(a, n), |h: &Holiday| h.id).await?;
+        let agents = all_pages(|a, n| store.list_agents(a, n), |a: &Agent| a.id).await?;
+        let extensions =
+            all_pages(|a, n| store.list_extensions(a, n), |e: &Extension| e.id).await?;
+        let trunks = all_pages(|a, n| store.list_trunks(a, n), |t: &Trunk| t.id).await?;
         let numbers: HashMap<Id, &Extension> = extensions
             .iter()
             .filter(|e| e.active)

@@ -33,6 +33,7 @@ pub use directory::{CallDirectory, DepartmentRef};
 pub use error::StoreError;
 pub use idempotency::StoredResponse;
 pub use page::Page;
+pub use provisioning::all_pages;
 pub use tokens::{AuthenticatedToken, hash_token};
 
 use std::str::FromStr;

@@ -13,8 +13,9 @@ use crate::domain::{Department, Extension, Id, OutboundRoute, Trunk};
 
 const PAGE: usize = 500;
 
-/// Every item of an id-ordered resource, page by page.
-async fn all<T, F, Fut>(list: F, id_of: impl Fn(&T) -> Id) -> Result<Vec<T>, StoreError>
+/// Every item of an id-ordered resource, page by page (whole-table reads
+/// built on the API's paged reads, so the representations are the API's).
+pub async fn all_pages<T, F, Fut>(list: F, id_of: impl Fn(&T) -> Id) -> Result<Vec<T>, StoreError>
 where
     F: Fn(Id, usize) -> Fut,
     Fut: std::future::Future<Output = Result<Page<T>, StoreError>>,
@@ -44,7 +45,7 @@ impl Store {
         {
             secrets.insert(row.try_get("id")?, text(&row, "secret")?);
         }
-        let extensions = all(|a, l| self.list_extensions(a, l), |e| e.id).await?;
+        let extensions = all_pages(|a, l| self.list_extensions(a, l), |e| e.id).await?;
         Ok(extensions
             .into_iter()
             .filter_map(|e| secrets.remove(&e.id).map(|s| (e, s)))
@@ -60,7 +61,7 @@ impl Store {
         {
             secrets.insert(row.try_get("id")?, opt_text(&row, "secret")?);
         }
-        let trunks = all(|a, l| self.list_trunks(a, l), |t| t.id).await?;
+        let trunks = all_pages(|a, l| self.list_trunks(a, l), |t| t.id).await?;
         Ok(trunks
             .into_iter()
             .map(|t| {
@@ -72,12 +73,12 @@ impl Store {
 
     /// Every department, in id order.
     pub async fn all_departments(&self) -> Result<Vec<Department>, StoreError> {
-        all(|a, l| self.list_departments(a, l), |d| d.id).await
+        all_pages(|a, l| self.list_departments(a, l), |d| d.id).await
     }
 
     /// Every outbound route with its trunks and allowed extensions, in id
     /// order.
     pub async fn all_outbound_routes(&self) -> Result<Vec<OutboundRoute>, StoreError> {
-        all(|a, l| self.list_outbound_routes(a, l), |r| r.id).await
+        all_pages(|a, l| self.list_outbound_routes(a, l), |r| r.id).await
     }
 }
