@@ -249,13 +249,7 @@ pub(super) async fn run(
 }
 
 fn user_of(na: &NameAddr) -> String {
-    match &na.uri {
-        crate::sip::message::Uri::Sip(u) => u
-            .user_unescaped()
-            .and_then(|u| String::from_utf8(u).ok())
-            .unwrap_or_default(),
-        _ => String::new(),
-    }
+    na.uri.user_text().unwrap_or_default()
 }
 
 fn is_sdp(msg: &SipMessage) -> bool {
@@ -317,13 +311,7 @@ impl Call {
             reject(400, None);
             return None;
         };
-        let dialled = match &uri {
-            crate::sip::message::Uri::Sip(u) => u
-                .user_unescaped()
-                .and_then(|u| String::from_utf8(u).ok())
-                .unwrap_or_default(),
-            _ => String::new(),
-        };
+        let dialled = uri.user_text().unwrap_or_default();
         let direction = match (&extension, plan.trunk_for(source.ip())) {
             (Some(_), _) => Direction::Internal,
             (None, Some(_)) => Direction::Inbound,

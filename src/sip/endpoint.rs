@@ -339,12 +339,7 @@ impl SipEndpoint {
         let from_user = request
             .from()
             .ok()
-            .and_then(|f| match f.uri {
-                super::message::Uri::Sip(u) => {
-                    u.user_unescaped().and_then(|u| String::from_utf8(u).ok())
-                }
-                _ => None,
-            })
+            .and_then(|f| f.uri.user_text())
             .unwrap_or_default();
         let mut extension = None;
         if self.app.credential(&from_user).is_some() {

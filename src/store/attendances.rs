@@ -22,6 +22,17 @@ macro_rules! select {
     };
 }
 
+/// Statements the pool path and the AMI batch path (one transaction)
+/// share, written once.
+const ANSWER_SQL: &str = "UPDATE attendances SET status = 'in_progress', answered_at = $1, \
+     agent_id = COALESCE($2, agent_id), last_activity_at = $1 \
+     WHERE protocol = $3 AND status = 'ringing'";
+const LINK_REMOTE_RECORDING_SQL: &str = "UPDATE attendances SET recording_remote_path = $1 \
+     WHERE protocol = $2 AND recording_remote_path IS NULL";
+const CLOSE_IF_OPEN_SQL: &str = "UPDATE attendances SET status = 'closed', close_reason = $1, closed_at = $2, \
+     ended_at = COALESCE(ended_at, $2), last_activity_at = $2 \
+     WHERE protocol = $3 AND status <> 'closed'";
+
 /// Filters of `GET /attendances`; each is optional.
 #[derive(Debug, Clone, Default)]
 pub struct AttendanceFilter {
@@ -424,16 +435,12 @@ impl Store {
         agent_id: Option<Id>,
         at: Timestamp,
     ) -> Result<Attendance, StoreError> {
-        sqlx::query(
-            "UPDATE attendances SET status = 'in_progress', answered_at = $1, \
-             agent_id = COALESCE($2, agent_id), last_activity_at = $1 \
-             WHERE protocol = $3 AND status = 'ringing'",
-        )
-        .bind(ms(at))
-        .bind(agent_id)
-        .bind(protocol)
-        .execute(&self.pool)
-        .await?;
+        sqlx::query(ANSWER_SQL)
+            .bind(ms(at))
+            .bind(agent_id)
+            .bind(protocol)
+            .execute(&self.pool)
+            .await?;
         self.get_attendance(protocol).await
     }
 
@@ -466,16 +473,12 @@ impl Store {
         reason: CloseReason,
         at: Timestamp,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE attendances SET status = 'closed', close_reason = $1, closed_at = $2, \
-             ended_at = COALESCE(ended_at, $2), last_activity_at = $2 \
-             WHERE protocol = $3 AND status <> 'closed'",
-        )
-        .bind(reason.as_str())
-        .bind(ms(at))
-        .bind(protocol)
-        .execute(&self.pool)
-        .await?;
+        let done = sqlx::query(CLOSE_IF_OPEN_SQL)
+            .bind(reason.as_str())
+            .bind(ms(at))
+            .bind(protocol)
+            .execute(&self.pool)
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -486,14 +489,11 @@ impl Store {
         protocol: &str,
         path: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE attendances SET recording_remote_path = $1 \
-             WHERE protocol = $2 AND recording_remote_path IS NULL",
-        )
-        .bind(path)
-        .bind(protocol)
-        .execute(&self.pool)
-        .await?;
+        sqlx::query(LINK_REMOTE_RECORDING_SQL)
+            .bind(path)
+            .bind(protocol)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
@@ -603,16 +603,12 @@ impl AttendanceBatch {
         agent_id: Option<Id>,
         at: Timestamp,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE attendances SET status = 'in_progress', answered_at = $1, \
-             agent_id = COALESCE($2, agent_id), last_activity_at = $1 \
-             WHERE protocol = $3 AND status = 'ringing'",
-        )
-        .bind(ms(at))
-        .bind(agent_id)
-        .bind(protocol)
-        .execute(&mut *self.tx)
-        .await?;
+        let done = sqlx::query(ANSWER_SQL)
+            .bind(ms(at))
+            .bind(agent_id)
+            .bind(protocol)
+            .execute(&mut *self.tx)
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -622,14 +618,11 @@ impl AttendanceBatch {
         protocol: &str,
         path: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE attendances SET recording_remote_path = $1 \
-             WHERE protocol = $2 AND recording_remote_path IS NULL",
-        )
-        .bind(path)
-        .bind(protocol)
-        .execute(&mut *self.tx)
-        .await?;
+        sqlx::query(LINK_REMOTE_RECORDING_SQL)
+            .bind(path)
+            .bind(protocol)
+            .execute(&mut *self.tx)
+            .await?;
         Ok(())
     }
 
@@ -681,16 +674,12 @@ impl AttendanceBatch {
         reason: CloseReason,
         at: Timestamp,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query(
-            "UPDATE attendances SET status = 'closed', close_reason = $1, closed_at = $2, \
-             ended_at = COALESCE(ended_at, $2), last_activity_at = $2 \
-             WHERE protocol = $3 AND status <> 'closed'",
-        )
-        .bind(reason.as_str())
-        .bind(ms(at))
-        .bind(protocol)
-        .execute(&mut *self.tx)
-        .await?;
+        let done = sqlx::query(CLOSE_IF_OPEN_SQL)
+            .bind(reason.as_str())
+            .bind(ms(at))
+            .bind(protocol)
+            .execute(&mut *self.tx)
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 

@@ -157,6 +157,16 @@ pub enum Uri {
 }
 
 impl Uri {
+    /// The user part of a sip/sips URI as text, unescaped (an extension
+    /// number, a PABX code, a caller id); `None` for other schemes, no or
+    /// an empty user, or one that is not UTF-8.
+    pub fn user_text(&self) -> Option<String> {
+        self.as_sip()?
+            .user_unescaped()
+            .and_then(|u| String::from_utf8(u).ok())
+            .filter(|u| !u.is_empty())
+    }
+
     /// The scheme, lower-case for sip/sips/tel, as written otherwise.
     pub fn scheme(&self) -> &str {
         match self {

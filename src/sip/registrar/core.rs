@@ -55,18 +55,6 @@ impl Challenger {
     }
 }
 
-/// The user part of a SIP URI, unescaped; `None` for other schemes or an
-/// empty user.
-fn user_of(uri: &Uri) -> Option<String> {
-    match uri {
-        Uri::Sip(uri) => uri
-            .user_unescaped()
-            .and_then(|u| String::from_utf8(u).ok())
-            .filter(|u| !u.is_empty()),
-        _ => None,
-    }
-}
-
 /// What the registrar needs to know about an extension.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credential {
@@ -192,7 +180,7 @@ impl Registrar {
             return refused;
         }
         let aor = match request.to().map(|to| to.uri) {
-            Ok(uri) => match user_of(&uri) {
+            Ok(uri) => match uri.user_text() {
                 Some(user) => user,
                 None if matches!(uri, Uri::Sip(_)) => {
                     return self.reply(request, 404, None, vec![], None, false);
@@ -252,7 +240,7 @@ impl Registrar {
         if let Some(refused) = self.refuse_if_locked(request, source, now) {
             return Err(Box::new(refused));
         }
-        let Some(user) = request.from().ok().and_then(|f| user_of(&f.uri)) else {
+        let Some(user) = request.from().ok().and_then(|f| f.uri.user_text()) else {
             return Err(Box::new(self.reply(
                 request,
                 403,
