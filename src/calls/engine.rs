@@ -93,6 +93,9 @@ pub struct CallEngine {
 struct Route {
     input: UnboundedSender<CallInput>,
     call_ids: Vec<String>,
+    /// The client transactions it started (some may be gone already), so
+    /// forgetting a call never scans every transaction of the endpoint.
+    transactions: Vec<TransactionKey>,
 }
 
 impl CallEngine {
@@ -172,6 +175,7 @@ impl CallEngine {
             Route {
                 input: tx,
                 call_ids: vec![call_id.clone()],
+                transactions: Vec::new(),
             },
         );
         self.by_call_id.insert(call_id, id);
@@ -188,6 +192,7 @@ impl CallEngine {
                 route.call_ids.push(call_id.to_owned());
                 self.by_call_id.insert(call_id.to_owned(), id);
             }
+            route.transactions.push(key.clone());
             self.by_transaction.insert(key, id);
         }
     }
@@ -199,8 +204,12 @@ impl CallEngine {
                     self.by_call_id.remove(&c);
                 }
             }
+            for k in route.transactions {
+                if self.by_transaction.get(&k) == Some(&id) {
+                    self.by_transaction.remove(&k);
+                }
+            }
         }
-        self.by_transaction.retain(|_, owner| *owner != id);
     }
 
     pub fn live(&self) -> usize {
