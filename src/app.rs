@@ -43,6 +43,8 @@ struct Inner {
     calls: LiveCalls,
     /// The SIP messages of live and recently ended calls.
     traces: SipTraces,
+    /// Attendance changes, durable on the node before the database.
+    ledger: crate::ledger::Ledger,
 }
 
 /// SIP messages kept per call (the first and last half).
@@ -58,6 +60,8 @@ impl App {
         settings: Settings,
         metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     ) -> Self {
+        let store_for_ledger = store.clone();
+        let tz = settings.time_zone;
         Self(Arc::new(Inner {
             store,
             settings,
@@ -71,6 +75,7 @@ impl App {
             numbering_plan: tokio::sync::watch::Sender::new(0),
             calls: LiveCalls::new(),
             traces: SipTraces::new(TRACE_MESSAGES_PER_CALL, TRACE_ENDED_CALLS, TRACE_KEEP_FOR),
+            ledger: crate::ledger::Ledger::shim(store_for_ledger, tz),
         }))
     }
 
@@ -221,6 +226,11 @@ impl App {
     /// The calls in progress on this node.
     pub fn calls(&self) -> &LiveCalls {
         &self.0.calls
+    }
+
+    /// The attendance ledger.
+    pub fn ledger(&self) -> &crate::ledger::Ledger {
+        &self.0.ledger
     }
 
     /// The per-call SIP traces.

@@ -1,84 +1,19 @@
 //! The endpoint's side of the B2BUA: which call owns which Call-ID and
-//! client transaction, starting a task per new call, and the state calls
-//! share (the plan, ports, missed-call counts, idle times).
+//! client transaction, and starting a task per new call.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 
-use super::call;
-use super::plan::CallPlan;
+use super::call::IncomingCall;
+use super::services::Services;
 use super::signal::{CallInput, Command, Outbox};
+use super::task;
 use crate::app::App;
-use crate::domain::{Id, Timestamp};
 use crate::media::ports::PortPool;
-use crate::routing::MissedCalls;
 use crate::sip::dialog::LocalParty;
-use crate::sip::message::SipMessage;
-use crate::sip::transaction::{TransactionKey, Transport};
-use crate::store::StoreError;
-
-/// How long a plan read from the database is trusted without a change
-/// signal (changes made by other nodes).
-const PLAN_MAX_AGE: Duration = Duration::from_secs(5);
-
-/// A new INVITE (no To tag) that starts a call.
-#[derive(Debug)]
-pub struct IncomingCall {
-    pub key: TransactionKey,
-    pub invite: SipMessage,
-    pub source: SocketAddr,
-    pub transport: Transport,
-    /// The extension that authenticated (digest), or `None` for a caller
-    /// known only by address (a trunk).
-    pub extension: Option<String>,
-    /// When the INVITE arrived (setup latency is measured from here).
-    pub received: Instant,
-}
-
-/// What every call task shares.
-pub(super) struct Services {
-    pub app: App,
-    pub ports: PortPool,
-    udp: LocalParty,
-    tcp: LocalParty,
-    plan: tokio::sync::Mutex<(Arc<CallPlan>, Option<Instant>)>,
-    pub missed: Mutex<MissedCalls>,
-    pub idle_since: Mutex<HashMap<Id, Timestamp>>,
-}
-
-impl Services {
-    pub fn local(&self, transport: Transport) -> &LocalParty {
-        match transport {
-            Transport::Tcp => &self.tcp,
-            _ => &self.udp,
-        }
-    }
-
-    /// The current plan, re-read when the API changed it or it is old.
-    pub async fn plan(&self) -> Result<Arc<CallPlan>, StoreError> {
-        let generation = self.app.numbering_plan_generation();
-        let mut cached = self.plan.lock().await;
-        let fresh = cached
-            .1
-            .is_some_and(|at| at.elapsed() < PLAN_MAX_AGE && cached.0.generation == generation);
-        if !fresh {
-            let plan = CallPlan::load(self.app.store(), generation).await?;
-            *cached = (Arc::new(plan), Some(Instant::now()));
-        }
-        Ok(cached.0.clone())
-    }
-
-    pub fn idle_times(&self) -> HashMap<Id, Timestamp> {
-        self.idle_since
-            .lock()
-            .map(|m| m.clone())
-            .unwrap_or_default()
-    }
-}
+use crate::sip::transaction::TransactionKey;
 
 /// Routes the SIP endpoint's messages to call tasks.
 pub struct CallEngine {
@@ -108,15 +43,7 @@ impl CallEngine {
         tcp: LocalParty,
     ) -> (CallEngine, UnboundedReceiver<(u64, Command)>) {
         let (commands, rx) = mpsc::unbounded_channel();
-        let services = Arc::new(Services {
-            app,
-            ports,
-            udp,
-            tcp,
-            plan: tokio::sync::Mutex::new((Arc::new(CallPlan::default()), None)),
-            missed: Mutex::new(MissedCalls::new()),
-            idle_since: Mutex::new(HashMap::new()),
-        });
+        let services = Arc::new(Services::new(app, ports, udp, tcp));
         let engine = CallEngine {
             services,
             commands,
@@ -180,7 +107,7 @@ impl CallEngine {
         );
         self.by_call_id.insert(call_id, id);
         let outbox = Outbox::new(id, self.commands.clone());
-        tokio::spawn(call::run(self.services.clone(), outbox, rx, incoming));
+        tokio::spawn(task::run(self.services.clone(), outbox, rx, incoming));
     }
 
     /// Records what a call's command means for routing: a request's

@@ -10,10 +10,13 @@ mod fork;
 pub mod live;
 mod plan;
 pub mod recovery;
+mod services;
 mod signal;
+mod task;
 pub mod trace;
 
-pub use engine::{CallEngine, IncomingCall};
+pub use call::{CallConfig, CallEnv, Control, IncomingCall, Input, MediaOp, Output};
+pub use engine::CallEngine;
 pub use live::{CallControl, CallState, LegRole, LegState, LiveCall, LiveCalls, LiveLeg};
 pub use plan::CallPlan;
 pub use signal::{CallInput, Command};

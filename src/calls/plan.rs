@@ -37,6 +37,27 @@ impl CallPlan {
         let extensions =
             all_pages(|a, n| store.list_extensions(a, n), |e: &Extension| e.id).await?;
         let trunks = all_pages(|a, n| store.list_trunks(a, n), |t: &Trunk| t.id).await?;
+        Ok(CallPlan::from_parts(
+            generation,
+            departments,
+            periods,
+            holidays,
+            agents,
+            extensions,
+            trunks,
+        ))
+    }
+
+    /// A plan from its rows (the database's, or a test's).
+    pub fn from_parts(
+        generation: u64,
+        departments: Vec<Department>,
+        periods: Vec<Period>,
+        holidays: Vec<Holiday>,
+        agents: Vec<Agent>,
+        extensions: Vec<Extension>,
+        trunks: Vec<Trunk>,
+    ) -> CallPlan {
         let numbers: HashMap<Id, &Extension> = extensions
             .iter()
             .filter(|e| e.active)
@@ -47,7 +68,7 @@ impl CallPlan {
             .filter_map(|a| Some((a.id, numbers.get(&a.extension_id?)?.number.clone())))
             .collect();
         let number_agents = agent_numbers.iter().map(|(a, n)| (n.clone(), *a)).collect();
-        Ok(CallPlan {
+        CallPlan {
             generation,
             departments,
             periods,
@@ -60,7 +81,7 @@ impl CallPlan {
             agent_numbers,
             number_agents,
             trunks,
-        })
+        }
     }
 
     /// The department whose PABX code is `code`.

@@ -10,6 +10,7 @@
 mod acl;
 mod agent;
 mod attendance;
+mod attendance_change;
 mod department;
 mod digest_algorithm;
 mod extension;
@@ -30,6 +31,7 @@ pub use agent::{Agent, AgentInput, Membership, Pause, PauseInput, Presence};
 pub use attendance::{
     Attendance, AttendanceStatus, CallSource, CloseReason, Direction, RecordingInfo, Transfer,
 };
+pub use attendance_change::{AttendanceChange, closes_when_call_ends};
 pub use department::{AfterHours, Department, DepartmentInput, RingStrategy, RingTarget};
 pub use digest_algorithm::DigestAlgorithm;
 pub use extension::{Extension, ExtensionInput, FollowMe};

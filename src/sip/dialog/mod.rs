@@ -24,6 +24,7 @@ mod error;
 mod fork;
 mod ids;
 mod model;
+mod retransmit;
 mod uac;
 
 #[cfg(test)]
@@ -40,4 +41,5 @@ pub use ids::{CounterIds, IdSource, RandomIds};
 pub use model::{
     Dialog, DialogId, DialogRole, DialogState, LocalParty, MAX_FORWARDS, Rejection, RequestDecision,
 };
+pub use retransmit::{Retransmit2xx, RetransmitStep};
 pub use uac::{UacInvite, X_PROTOCOL, cancel_for};

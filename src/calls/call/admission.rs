@@ -1,0 +1,278 @@
+//! Admission: from the INVITE to the durable attendance. The call answers
+//! 100, decides who calls what (an extension that authenticated, or a
+//! trunk known by address) and where to (a department's PABX code or an
+//! extension), and asks for the attendance; nobody rings before the ledger
+//! says it is durable ([`Input::Opened`]).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::{
+    ALLOW, Call, CallConfig, CallEnv, CallerLeg, Clock, IncomingCall, Output, Stage, Target,
+    audio_of, is_sdp, user_of,
+};
+use crate::calls::trace::TraceDirection;
+use crate::domain::{CallSource, Direction, Timestamp};
+use crate::sip::dialog::{Dialog, IdSource};
+use crate::sip::message::response_to;
+use crate::store::NewAttendance;
+
+use super::super::signal::Command;
+
+/// Why an INVITE is refused before any protocol exists.
+struct Refusal {
+    status: u16,
+    reason: Option<&'static str>,
+    retry_after: Option<u32>,
+}
+
+impl Refusal {
+    fn new(status: u16, reason: Option<&'static str>) -> Refusal {
+        Refusal {
+            status,
+            reason,
+            retry_after: None,
+        }
+    }
+}
+
+impl Call {
+    /// A new call from its INVITE, at `now` (`wall` is the same instant on
+    /// the wall clock). Its first outputs are the 100 and either a refusal
+    /// (then [`Output::Finished`]) or [`Output::OpenAttendance`].
+    pub fn new(
+        incoming: IncomingCall,
+        env: Arc<dyn CallEnv>,
+        config: CallConfig,
+        mut ids: Box<dyn IdSource + Send>,
+        now: Instant,
+        wall: Timestamp,
+    ) -> Call {
+        let IncomingCall {
+            key,
+            invite,
+            source,
+            transport,
+            extension,
+            received,
+        } = incoming;
+        let call_id = invite.call_id().unwrap_or_default().to_owned();
+        let from = invite.from().ok();
+        let local = env.local(transport);
+        let to_tag = ids.tag();
+        let sdp = invite.body().clone();
+        let mut call = Call {
+            env,
+            config,
+            ids,
+            clock: Clock { at: now, wall },
+            now,
+            stage: Stage::Opening,
+            protocol: String::new(),
+            call_id,
+            direction: Direction::Inbound,
+            caller_number: String::new(),
+            callee: String::new(),
+            since: wall,
+            answered_at: None,
+            caller: CallerLeg {
+                from: from.clone().unwrap_or_else(|| {
+                    crate::sip::message::NameAddr::parse("<sip:anonymous@anonymous.invalid>")
+                        .expect("a constant name-addr parses")
+                }),
+                invite,
+                key,
+                source,
+                transport,
+                local,
+                to_tag,
+                dialog: None,
+                final_sent: false,
+                sdp,
+            },
+            forks: Vec::new(),
+            agent: None,
+            ring: None,
+            direct: None,
+            department: None,
+            agent_id: None,
+            media_started: false,
+            unacked: Vec::new(),
+            relayed: Vec::new(),
+            ending: None,
+            pending_target: None,
+            received: Some(received),
+            answer_received: None,
+            attendance_department: None,
+            outputs: VecDeque::new(),
+        };
+        if let Ok(trying) = response_to(&call.caller.invite, 100, None).and_then(|b| b.build()) {
+            call.out(Output::Sip(Command::Respond {
+                key: call.caller.key.clone(),
+                response: trying,
+            }));
+        }
+        match call.admit(from.is_some(), extension) {
+            Ok(new) => call.out(Output::OpenAttendance(new)),
+            Err(refusal) => {
+                call.refuse_before_open(refusal);
+                call.stage = Stage::Finished;
+                call.out(Output::Finished { linger: false });
+            }
+        }
+        call
+    }
+
+    /// Decides direction and target; the attendance to open.
+    fn admit(
+        &mut self,
+        has_from: bool,
+        extension: Option<String>,
+    ) -> Result<NewAttendance, Refusal> {
+        let plan = self.env.plan();
+        let invite = &self.caller.invite;
+        let (true, Ok(uri)) = (has_from, invite.request_uri()) else {
+            return Err(Refusal::new(400, None));
+        };
+        let dialled = uri.user_text().unwrap_or_default();
+        let source = self.caller.source;
+        self.direction = match (&extension, plan.trunk_for(source.ip())) {
+            (Some(_), _) => Direction::Internal,
+            (None, Some(_)) => Direction::Inbound,
+            (None, None) => {
+                tracing::warn!(call_id = %self.call_id, %source, "INVITE from an unknown address (no trunk, no extension); refused");
+                return Err(Refusal::new(403, Some("Unknown caller")));
+            }
+        };
+        let target = if let Some(d) = plan.department_by_code(&dialled) {
+            Target::Department(d.clone())
+        } else if plan.extension(&dialled).is_some() && extension.as_deref() != Some(&dialled) {
+            Target::Extension(dialled.clone())
+        } else {
+            tracing::info!(call_id = %self.call_id, %dialled, "no department or extension with this number");
+            return Err(Refusal::new(404, None));
+        };
+        if self.config.caller_port == 0 || self.config.agent_port == 0 {
+            return Err(Refusal {
+                status: 503,
+                reason: Some("No media ports"),
+                retry_after: Some(5),
+            });
+        }
+        if !is_sdp(invite) || audio_of(invite.body()).is_none() {
+            return Err(Refusal::new(
+                488,
+                Some("An SDP offer with audio is required"),
+            ));
+        }
+        self.caller_number = extension.unwrap_or_else(|| user_of(&self.caller.from));
+        self.callee = dialled;
+        let new = NewAttendance {
+            direction: self.direction,
+            department_id: match &target {
+                Target::Department(d) => Some(d.id),
+                Target::Extension(_) => None,
+            },
+            agent_id: match &target {
+                Target::Extension(n) => plan.agent_of_extension(n),
+                Target::Department(_) => None,
+            },
+            caller: self.caller_number.clone(),
+            callee: self.callee.clone(),
+            source: CallSource::Sip,
+            opened_at: self.since,
+            call_ref: Some(self.call_id.clone()),
+            node: Some(self.env.node()),
+        };
+        self.agent_id = new.agent_id;
+        self.attendance_department = new.department_id;
+        self.pending_target = Some(target);
+        Ok(new)
+    }
+
+    fn refuse_before_open(&mut self, refusal: Refusal) {
+        let built =
+            response_to(&self.caller.invite, refusal.status, refusal.reason).and_then(|b| {
+                let b = b.to_tag("rej").header("Allow", ALLOW);
+                match refusal.retry_after {
+                    Some(s) => b.header("Retry-After", &s.to_string()).build(),
+                    None => b.build(),
+                }
+            });
+        if let Ok(r) = built {
+            self.caller.final_sent = true;
+            self.out(Output::Sip(Command::Respond {
+                key: self.caller.key.clone(),
+                response: r,
+            }));
+        }
+    }
+
+    /// The ledger answered: ring, or refuse with 503 when the node cannot
+    /// make the attendance durable (disk full): never a bare 500.
+    pub(super) fn on_opened(&mut self, result: Result<String, String>) {
+        if self.caller.final_sent {
+            // CANCELled meanwhile: the attendance still records it.
+            if let Ok(protocol) = result {
+                self.protocol = protocol;
+                self.stage = Stage::Live;
+                self.ending = Some(super::Ending::Unanswered(
+                    crate::domain::CloseReason::Abandoned,
+                ));
+                self.finish();
+            }
+            return;
+        }
+        let protocol = match result {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(call_id = %self.call_id, error = %e, "cannot make the attendance durable; call refused");
+                self.refuse_before_open(Refusal {
+                    status: 503,
+                    reason: Some("Cannot record the call"),
+                    retry_after: Some(30),
+                });
+                self.stage = Stage::Finished;
+                self.out(Output::Finished { linger: false });
+                return;
+            }
+        };
+        self.protocol = protocol;
+        self.stage = Stage::Live;
+        tracing::info!(protocol = %self.protocol, call_id = %self.call_id, caller = %self.caller_number, callee = %self.callee, "call opened");
+        let raw = self.caller.invite.to_bytes();
+        self.trace(TraceDirection::In, self.caller_peer(), raw);
+        let ringing = Dialog::dialog_response(
+            &self.caller.invite,
+            180,
+            &self.caller.to_tag,
+            &self.caller.local.contact,
+        )
+        .ok()
+        .and_then(|b| b.build().ok());
+        if let Some(r) = ringing {
+            let key = self.caller.key.clone();
+            self.respond(&key, r, self.caller_peer());
+        }
+        self.publish();
+        match self.pending_target.take() {
+            Some(Target::Department(d)) => self.ring_department(d.id),
+            Some(Target::Extension(n)) => self.ring_extension(&n),
+            None => {}
+        }
+        if self.ending.is_some() {
+            self.finish();
+        }
+    }
+
+    /// CANCEL while the attendance is being made durable: 487 now; the
+    /// attendance is closed `abandoned` once it exists.
+    pub(super) fn cancel_before_open(&mut self) {
+        if self.caller.final_sent {
+            return;
+        }
+        tracing::info!(call_id = %self.call_id, "caller cancelled before ringing");
+        self.refuse_caller(487);
+    }
+}

@@ -1,0 +1,121 @@
+//! The answer: the winning fork becomes the agent leg, the caller gets its
+//! 200 OK (the agent's SDP rewritten to the bridge's caller-side port) and
+//! the media relay starts. The relay anchors media from the first fork on:
+//! the offer to agents names the bridge's agent-side port, so a transfer's
+//! answer changes only the agent side and the recording goes on in one
+//! file.
+
+use super::{ALLOW, AgentLeg, Call, MediaOp, Output, Unacked, audio_of};
+use crate::domain::AttendanceChange;
+use crate::media::relay::Side;
+use crate::sip::dialog::{Dialog, Retransmit2xx};
+use crate::sip::message::SipMessage;
+use crate::sip::transaction::{TransactionKey, Transport};
+
+impl Call {
+    /// The fork `idx` answered and is wanted: bridge it.
+    pub(super) fn connect(&mut self, idx: usize) {
+        let (dialog, answer, agent) = match self.forks.get(idx) {
+            Some(f) => (f.set.winner().cloned(), f.answer.clone(), f.agent),
+            None => return,
+        };
+        let (Some(mut dialog), Some(answer)) = (dialog, answer) else {
+            tracing::warn!(protocol = %self.protocol, "the answer has no dialog or no SDP; hung up");
+            self.bye_fork(idx);
+            self.fail("agent answered without SDP");
+            return;
+        };
+        let Some(audio) = audio_of(&answer) else {
+            self.bye_fork(idx);
+            self.fail("agent's SDP has no usable audio");
+            return;
+        };
+        dialog.set_protocol(&self.protocol);
+        self.agent = Some(AgentLeg { fork: idx, dialog });
+        if agent.is_some() {
+            self.agent_id = agent;
+        }
+        self.direct = None;
+        let at = self.wall();
+        if self.media_started {
+            // A transfer's answer: the caller is talking already.
+            self.out(Output::Media(MediaOp::Update {
+                side: Side::Agent,
+                audio,
+            }));
+            self.record(AttendanceChange::Assigned {
+                department_id: None,
+                agent_id: agent,
+                at,
+            });
+            tracing::info!(protocol = %self.protocol, agent = ?agent, "transfer answered");
+            self.publish();
+            return;
+        }
+        let Some(body) = self.rewrite_for(Side::Caller, &answer) else {
+            self.fail("agent's SDP cannot be rewritten");
+            return;
+        };
+        let ok = Dialog::dialog_response(
+            &self.caller.invite,
+            200,
+            &self.caller.to_tag,
+            &self.caller.local.contact,
+        )
+        .ok()
+        .and_then(|b| {
+            b.header("Allow", ALLOW)
+                .body("application/sdp", body)
+                .build()
+                .ok()
+        });
+        let Some(ok) = ok else {
+            self.fail("cannot build the 200 OK");
+            return;
+        };
+        match Dialog::uas(&self.caller.invite, &ok, self.caller.local.clone()) {
+            Ok(mut d) => {
+                d.set_protocol(&self.protocol);
+                self.caller.dialog = Some(d);
+            }
+            Err(e) => {
+                self.fail(&format!("caller dialog: {e}"));
+                return;
+            }
+        }
+        self.caller.final_sent = true;
+        self.media_started = true;
+        self.out(Output::Media(MediaOp::Start {
+            caller: audio_of(&self.caller.sdp),
+            agent: audio,
+            record: self.department.as_ref().is_some_and(|d| d.record),
+        }));
+        let key = self.caller.key.clone();
+        self.answer_2xx(Side::Caller, &key, ok);
+        if let Some(t) = self.answer_received.take() {
+            metrics::histogram!("pbx_call_setup_seconds", "stage" => "answer_to_caller")
+                .record(self.now.saturating_duration_since(t).as_secs_f64());
+        }
+        self.answered_at = Some(at);
+        tracing::info!(protocol = %self.protocol, agent = ?agent, "call answered");
+        self.publish();
+        self.record(AttendanceChange::Answered {
+            agent_id: agent,
+            at,
+        });
+    }
+
+    /// Sends a 2xx to an INVITE and keeps resending it until the ACK
+    /// (RFC 3261 §13.3.1.4).
+    pub(super) fn answer_2xx(&mut self, side: Side, key: &TransactionKey, response: SipMessage) {
+        let Some(route) = self.leg_route(side) else {
+            return;
+        };
+        self.respond(key, response.clone(), route);
+        self.unacked.push(Unacked {
+            side,
+            key: key.clone(),
+            retransmit: Retransmit2xx::new(response, route.1 != Transport::Udp, self.now),
+        });
+    }
+}

@@ -1,0 +1,42 @@
+//! What a call reads from (and claims in) the node's shared memory: the
+//! numbering plan snapshot, registrations, the live-call table, idle times
+//! and missed-call counts. Synchronous and cheap: memory, never I/O, so
+//! the call core stays free of awaits; tests give it a fake.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use crate::calls::live::{LiveCall, LiveLeg};
+use crate::calls::plan::CallPlan;
+use crate::domain::{Id, Registration, Timestamp};
+use crate::routing::MissedCalls;
+use crate::sip::dialog::LocalParty;
+use crate::sip::transaction::Transport;
+
+pub trait CallEnv: Send + Sync {
+    /// The numbering plan now (a snapshot kept fresh in the background).
+    fn plan(&self) -> Arc<CallPlan>;
+    /// Where extension `number` is registered on this bridge.
+    fn bindings_of(&self, number: &str) -> Vec<Registration>;
+    /// The extensions registered now (agent presence).
+    fn registered_extensions(&self) -> HashSet<String>;
+    /// Agents on a live leg of any call.
+    fn busy_agents(&self) -> HashSet<Id>;
+    /// When each agent last ended a call (longest idle rings first).
+    fn idle_times(&self) -> HashMap<Id, Timestamp>;
+    /// `agent` ended a call at `at`.
+    fn agent_idle(&self, agent: Id, at: Timestamp);
+    /// The missed-call counts the ring updates (auto-pause).
+    fn with_missed(&self, f: &mut dyn FnMut(&mut MissedCalls));
+    /// How the bridge names itself on `transport` (Via, Contact).
+    fn local(&self, transport: Transport) -> LocalParty;
+    /// This bridge's node id (stored on the attendance).
+    fn node(&self) -> String;
+    /// Inserts or replaces the call's entry in the live-call table.
+    fn publish(&self, call: LiveCall);
+    /// Removes it.
+    fn unpublish(&self, id: &str);
+    /// Adds `leg` to call `id` unless its agent or extension is on a live
+    /// leg already: check and claim under one lock.
+    fn claim(&self, id: &str, leg: LiveLeg) -> bool;
+}

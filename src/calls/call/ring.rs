@@ -1,0 +1,392 @@
+//! Ringing: the forks (one INVITE per agent or extension, each claimed in
+//! the live-call table before it leaves, so two calls never ring one free
+//! agent), the department ring ([`Ring`]) that decides who rings when,
+//! and the forks' responses.
+
+use bytes::Bytes;
+
+use super::{Call, DIRECT_RING, Ending, Output, Target};
+use crate::calls::fork::{Fork, ForkRequest, ForkState, binding_route};
+use crate::calls::live::{LegRole, LegState, LiveLeg};
+use crate::calls::trace::TraceDirection;
+use crate::domain::{AttendanceChange, CloseReason, Id, Registration, Transfer};
+use crate::routing::{AfterHoursTarget, FailReason, Outcome, Output as RingOutput, Ring};
+use crate::sip::dialog::ForkEvent;
+use crate::sip::message::SipMessage;
+
+/// Why a fork was not sent.
+#[derive(Debug)]
+pub(super) enum ForkRefused {
+    /// The agent or extension is on another call (claimed first).
+    Busy,
+    Failed(String),
+}
+
+impl std::fmt::Display for ForkRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ForkRefused::Busy => f.write_str("already in a call"),
+            ForkRefused::Failed(e) => f.write_str(e),
+        }
+    }
+}
+
+impl Call {
+    pub(super) fn ring_department(&mut self, department: Id) {
+        let plan = self.env.plan();
+        let directory = plan.directory(
+            &self.env.registered_extensions(),
+            &self.env.busy_agents(),
+            &self.env.idle_times(),
+        );
+        self.ring = Some(Ring::start(directory, department, self.now, self.wall()));
+        self.drive_ring();
+    }
+
+    pub(super) fn ring_extension(&mut self, number: &str) {
+        let plan = self.env.plan();
+        let Some(binding) = self.env.bindings_of(number).into_iter().next() else {
+            tracing::info!(protocol = %self.protocol, extension = number, "extension not registered");
+            self.end_unanswered(CloseReason::NoAnswer, 480);
+            return;
+        };
+        match self.start_fork(plan.agent_of_extension(number), number, &binding) {
+            Ok(idx) => self.direct = Some((idx, self.now + DIRECT_RING)),
+            Err(ForkRefused::Busy) => {
+                tracing::info!(protocol = %self.protocol, extension = number, "extension busy");
+                self.end_unanswered(CloseReason::Rejected, 486);
+            }
+            Err(e) => {
+                tracing::warn!(protocol = %self.protocol, extension = number, error = %e, "cannot ring the extension");
+                self.end_unanswered(CloseReason::NoAnswer, 480);
+            }
+        }
+        self.publish();
+    }
+
+    fn start_fork(
+        &mut self,
+        agent: Option<Id>,
+        extension: &str,
+        binding: &Registration,
+    ) -> Result<usize, ForkRefused> {
+        let fail = |e: &dyn std::fmt::Display| ForkRefused::Failed(e.to_string());
+        let text = std::str::from_utf8(&self.caller.sdp).map_err(|e| fail(&e))?;
+        let offer =
+            crate::media::sdp::rewrite(text, self.config.media_address, self.config.agent_port)
+                .map_err(|e| fail(&e))?;
+        let (_, _, transport) = binding_route(binding).map_err(|e| fail(&e))?;
+        let local = self.env.local(transport);
+        let (fork, invite) = Fork::build(
+            ForkRequest {
+                agent,
+                extension,
+                binding,
+                caller: &self.caller.from,
+                protocol: &self.protocol,
+                sdp: Bytes::from(offer),
+                local: &local,
+            },
+            self.ids.as_mut(),
+        )
+        .map_err(|e| fail(&e))?;
+        let leg = LiveLeg {
+            role: LegRole::Agent,
+            call_id: fork.call_id.clone(),
+            peer: fork.destination.to_string(),
+            extension: Some(fork.extension.clone()),
+            agent_id: fork.agent,
+            state: LegState::Calling,
+        };
+        if !self.env.claim(&self.protocol, leg) {
+            return Err(ForkRefused::Busy);
+        }
+        self.send_request(invite, fork.destination, fork.transport);
+        if let Some(at) = self.received.take() {
+            metrics::histogram!("pbx_call_setup_seconds", "stage" => "invite_to_fork")
+                .record(self.now.saturating_duration_since(at).as_secs_f64());
+        }
+        self.forks.push(fork);
+        Ok(self.forks.len() - 1)
+    }
+
+    pub(super) fn fork_of_agent(&self, agent: Id) -> Option<usize> {
+        self.forks.iter().rposition(|f| f.agent == Some(agent))
+    }
+
+    /// Runs the ring's outputs until it has nothing more to say.
+    pub(super) fn drive_ring(&mut self) {
+        loop {
+            let mut outputs = Vec::new();
+            {
+                let Some(ring) = self.ring.as_mut() else {
+                    return;
+                };
+                self.env
+                    .with_missed(&mut |missed| outputs = ring.drain(missed));
+            }
+            if outputs.is_empty() {
+                return;
+            }
+            for output in outputs {
+                self.on_ring_output(output);
+            }
+        }
+    }
+
+    fn on_ring_output(&mut self, output: RingOutput) {
+        let now = self.now;
+        match output {
+            RingOutput::EnteredDepartment { department, via } => {
+                tracing::info!(protocol = %self.protocol, department, ?via, "call entered department");
+                self.department = self.env.plan().department(department).cloned();
+                // The called department is on the attendance already; only
+                // a move (overflow, after hours, transfer) is written.
+                if self.attendance_department != Some(department) {
+                    self.attendance_department = Some(department);
+                    let at = self.wall();
+                    self.record(AttendanceChange::Assigned {
+                        department_id: Some(department),
+                        agent_id: None,
+                        at,
+                    });
+                }
+                self.publish();
+            }
+            RingOutput::AfterHours { department, target } => {
+                tracing::info!(protocol = %self.protocol, department, ?target, "department closed: after hours");
+                // A call sent on to the after-hours department keeps going:
+                // its attendance says why it moved.
+                if let AfterHoursTarget::Department(to) = target {
+                    let at = self.wall();
+                    self.record(AttendanceChange::Transferred(Transfer {
+                        at,
+                        from_agent_id: None,
+                        target: "after_hours".to_owned(),
+                        department_id: Some(to),
+                    }));
+                }
+            }
+            RingOutput::RingAgents { agents, .. } => {
+                let plan = self.env.plan();
+                for agent in agents {
+                    let result = match plan.agent_extension(agent) {
+                        None => Err(ForkRefused::Failed(
+                            "the agent has no active extension".to_owned(),
+                        )),
+                        Some(number) => match self.env.bindings_of(number).first() {
+                            None => Err(ForkRefused::Failed(format!(
+                                "extension {number} is not registered"
+                            ))),
+                            Some(b) => self.start_fork(Some(agent), number, b).map(|_| ()),
+                        },
+                    };
+                    if let Err(e) = result {
+                        tracing::info!(protocol = %self.protocol, agent, error = %e, "agent cannot be rung");
+                        let reason = match e {
+                            ForkRefused::Busy => FailReason::Busy,
+                            ForkRefused::Failed(_) => FailReason::Unreachable,
+                        };
+                        if let Some(ring) = self.ring.as_mut() {
+                            ring.agent_failed(agent, reason, now);
+                        }
+                    }
+                }
+                self.publish();
+            }
+            RingOutput::CancelAgents(agents) => {
+                for agent in agents {
+                    if let Some(i) = self.fork_of_agent(agent) {
+                        self.cancel_fork(i);
+                    }
+                }
+                self.publish();
+            }
+            RingOutput::RangOut { agent, department } => {
+                tracing::info!(protocol = %self.protocol, agent, department, "agent let the call ring out");
+            }
+            RingOutput::Connect { agent, .. } => {
+                if let Some(i) = self.fork_of_agent(agent) {
+                    self.connect(i);
+                }
+            }
+            RingOutput::HangUpLateAnswer(agent) => {
+                if let Some(i) = self.fork_of_agent(agent) {
+                    self.bye_fork(i);
+                }
+            }
+            RingOutput::ForwardToNumber(number) => {
+                tracing::warn!(protocol = %self.protocol, %number, "after-hours forwarding to a number needs outbound routes on the bridge; the call ends after_hours");
+            }
+            RingOutput::PauseAgent { agent, reason } => {
+                self.out(Output::PauseAgent { agent, reason });
+            }
+            RingOutput::LoopCut { from, to } => {
+                tracing::warn!(protocol = %self.protocol, from, to, "overflow loop cut");
+            }
+            RingOutput::Finished(outcome) => self.ring_finished(outcome),
+        }
+    }
+
+    fn ring_finished(&mut self, outcome: Outcome) {
+        tracing::info!(protocol = %self.protocol, ?outcome, "ring finished");
+        let reason = match outcome {
+            Outcome::Answered { .. } => return,
+            // Forwarding to a number is not possible yet: the call met
+            // closed hours, and that is what its attendance records.
+            Outcome::AfterHoursNumber { .. } => CloseReason::AfterHours,
+            other => other.close_reason().unwrap_or(CloseReason::NoAnswer),
+        };
+        self.end_unanswered(reason, 480);
+    }
+
+    pub(super) fn cancel_fork(&mut self, idx: usize) {
+        let Some(fork) = self.forks.get_mut(idx) else {
+            return;
+        };
+        if !fork.live() {
+            return;
+        }
+        fork.state = ForkState::Over;
+        let (dest, transport) = (fork.destination, fork.transport);
+        for c in fork.set.cancel_pending() {
+            self.send_request(c, dest, transport);
+        }
+    }
+
+    pub(super) fn bye_fork(&mut self, idx: usize) {
+        let Some(fork) = self.forks.get_mut(idx) else {
+            return;
+        };
+        fork.state = ForkState::Over;
+        let (dest, transport) = (fork.destination, fork.transport);
+        let bye = fork.set.winner_mut().and_then(|d| {
+            d.request(crate::sip::message::Method::Bye, self.ids.as_mut())
+                .ok()
+        });
+        if let Some(bye) = bye {
+            self.send_request(bye, dest, transport);
+        }
+    }
+
+    /// A fork's INVITE got no response (timeout or transport error).
+    pub(super) fn on_fork_transaction_failed(&mut self, idx: usize) {
+        if !self.forks[idx].live() {
+            return;
+        }
+        tracing::info!(protocol = %self.protocol, extension = %self.forks[idx].extension, "fork got no response");
+        self.fork_failed(idx, 408);
+    }
+
+    fn fork_failed(&mut self, idx: usize, status: u16) {
+        self.forks[idx].state = ForkState::Over;
+        let agent = self.forks[idx].agent;
+        if let (Some(ring), Some(agent)) = (self.ring.as_mut(), agent) {
+            ring.agent_failed(agent, FailReason::from_status(status), self.now);
+            self.drive_ring();
+        } else if self.direct.is_some_and(|(d, _)| d == idx) {
+            self.direct = None;
+            let (reason, to_caller) = match status {
+                486 | 600 => (CloseReason::Rejected, 486),
+                603 => (CloseReason::Rejected, 603),
+                _ => (CloseReason::NoAnswer, 480),
+            };
+            self.end_unanswered(reason, to_caller);
+        }
+        self.publish();
+    }
+
+    /// A response to a fork's INVITE (provisional, 2xx from any branch a
+    /// proxy forked to, failures).
+    pub(super) fn on_fork_response(&mut self, idx: usize, response: SipMessage) {
+        let event = self.forks[idx]
+            .set
+            .on_response(&response, self.ids.as_mut());
+        let (dest, transport) = (self.forks[idx].destination, self.forks[idx].transport);
+        let agent = self.forks[idx].agent;
+        match event {
+            ForkEvent::Provisional { .. } | ForkEvent::Ignored => {}
+            ForkEvent::Early { status, .. } => {
+                if matches!(status, 180 | 183) && self.forks[idx].state == ForkState::Calling {
+                    self.forks[idx].state = ForkState::Ringing;
+                    if let (Some(ring), Some(agent)) = (self.ring.as_mut(), agent) {
+                        ring.agent_ringing(agent, self.now);
+                        self.drive_ring();
+                    }
+                    self.publish();
+                }
+            }
+            ForkEvent::Answered { ack, cancels, .. } => {
+                self.answer_received = Some(self.now);
+                self.transmit(ack, dest, transport);
+                for c in cancels {
+                    self.send_request(c, dest, transport);
+                }
+                let wanted = self.forks[idx].live() && self.ending.is_none();
+                self.forks[idx].state = ForkState::Answered;
+                if super::is_sdp(&response) {
+                    self.forks[idx].answer = Some(response.body().clone());
+                }
+                if let (Some(ring), Some(agent)) = (self.ring.as_mut(), agent) {
+                    ring.agent_answered(agent, self.now);
+                    self.drive_ring();
+                } else if wanted && self.direct.is_some_and(|(d, _)| d == idx) {
+                    self.connect(idx);
+                } else {
+                    self.bye_fork(idx);
+                }
+            }
+            ForkEvent::AckAndBye { ack, bye, .. } => {
+                self.transmit(ack, dest, transport);
+                self.send_request(bye, dest, transport);
+            }
+            ForkEvent::ResendAck(ack) => self.transmit(ack, dest, transport),
+            ForkEvent::Cancel(c) => self.send_request(c, dest, transport),
+            ForkEvent::Failed { status, .. } => {
+                if self.forks[idx].live() {
+                    self.fork_failed(idx, status);
+                }
+            }
+        }
+    }
+
+    /// Where a response of one of the call's dialogs came from (trace).
+    pub(super) fn trace_response(&mut self, response: &SipMessage) {
+        let Ok(call_id) = response.call_id() else {
+            return;
+        };
+        let route = match self.side_of(call_id) {
+            Some(side) => self.leg_route(side),
+            None => self
+                .forks
+                .iter()
+                .find(|f| f.call_id == call_id)
+                .map(|f| (f.destination, f.transport)),
+        };
+        if let Some(route) = route {
+            self.trace(TraceDirection::In, route, response.to_bytes());
+        }
+    }
+
+    /// The target of a transfer by its number.
+    pub(super) fn resolve(&self, target: &str) -> Option<Target> {
+        let plan = self.env.plan();
+        if let Some(d) = plan.department_by_code(target) {
+            return Some(Target::Department(d.clone()));
+        }
+        plan.extension(target)
+            .map(|_| Target::Extension(target.to_owned()))
+    }
+
+    /// The direct ring of an extension timed out.
+    pub(super) fn direct_ring_over(&mut self, idx: usize) {
+        tracing::info!(protocol = %self.protocol, "extension did not answer");
+        self.direct = None;
+        self.cancel_fork(idx);
+        self.end_unanswered(CloseReason::NoAnswer, 480);
+    }
+
+    pub(super) fn fail(&mut self, why: &str) {
+        self.hang_up(Ending::Failed(why.to_owned()));
+    }
+}

@@ -1,0 +1,130 @@
+//! What every call task of the node shares: the numbering plan kept in
+//! memory, RTP ports, how the bridge names itself, missed-call counts and
+//! agents' idle times, and the app's live-call table, traces, registrations
+//! and ledger.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::plan::CallPlan;
+use crate::app::App;
+use crate::domain::{Id, Timestamp};
+use crate::media::ports::PortPool;
+use crate::routing::MissedCalls;
+use crate::sip::dialog::LocalParty;
+use crate::sip::transaction::Transport;
+
+/// How long a plan read from the database is trusted without a change
+/// signal (changes made by other nodes).
+const PLAN_MAX_AGE: Duration = Duration::from_secs(5);
+/// How long a new call waits for a plan change made just before it (an
+/// API write bumps the generation, the keeper re-reads at once). Bounded:
+/// a stalled database never holds a call longer than this.
+const PLAN_CATCH_UP: Duration = Duration::from_millis(250);
+
+/// The numbering plan in memory, re-read in the background: calls read a
+/// snapshot, never under a lock held across a database read.
+pub(super) struct PlanKeeper {
+    current: std::sync::RwLock<Arc<CallPlan>>,
+    loaded: tokio::sync::watch::Sender<u64>,
+}
+
+impl PlanKeeper {
+    /// Starts the keeper (its first read happens at once).
+    pub fn start(app: App) -> Arc<PlanKeeper> {
+        let keeper = Arc::new(PlanKeeper {
+            current: std::sync::RwLock::new(Arc::new(CallPlan::default())),
+            loaded: tokio::sync::watch::Sender::new(0),
+        });
+        tokio::spawn(keeper.clone().keep(app));
+        keeper
+    }
+
+    pub fn current(&self) -> Arc<CallPlan> {
+        self.current
+            .read()
+            .map(|p| p.clone())
+            .unwrap_or_else(|e| e.into_inner().clone())
+    }
+
+    /// The plan once it is at least of `generation` (or the catch-up time
+    /// is over: then the one there is).
+    pub async fn at_least(&self, generation: u64) -> Arc<CallPlan> {
+        let mut rx = self.loaded.subscribe();
+        let _ = tokio::time::timeout(PLAN_CATCH_UP, rx.wait_for(|g| *g >= generation)).await;
+        self.current()
+    }
+
+    /// Re-reads the plan whenever the API changes it, and every few
+    /// seconds (other nodes' changes). A failed read keeps the old plan.
+    async fn keep(self: Arc<Self>, app: App) {
+        let mut changed = app.numbering_plan_watch();
+        let mut failing = false;
+        loop {
+            changed.mark_unchanged();
+            let generation = app.numbering_plan_generation();
+            match CallPlan::load(app.store(), generation).await {
+                Ok(plan) => {
+                    if failing {
+                        tracing::info!("call plan read again from the database");
+                        failing = false;
+                    }
+                    if let Ok(mut p) = self.current.write() {
+                        *p = Arc::new(plan);
+                    }
+                    self.loaded.send_replace(generation);
+                }
+                Err(e) => {
+                    if !failing {
+                        tracing::warn!(error = %e, "cannot read the call plan; calls use the last one");
+                        failing = true;
+                    }
+                }
+            }
+            tokio::select! {
+                r = changed.changed() => if r.is_err() { return },
+                _ = tokio::time::sleep(PLAN_MAX_AGE) => {}
+            }
+        }
+    }
+}
+
+/// What every call task shares.
+pub(super) struct Services {
+    pub app: App,
+    pub ports: PortPool,
+    udp: LocalParty,
+    tcp: LocalParty,
+    pub plan: Arc<PlanKeeper>,
+    pub missed: Mutex<MissedCalls>,
+    pub idle_since: Mutex<HashMap<Id, Timestamp>>,
+}
+
+impl Services {
+    pub fn new(app: App, ports: PortPool, udp: LocalParty, tcp: LocalParty) -> Services {
+        Services {
+            plan: PlanKeeper::start(app.clone()),
+            app,
+            ports,
+            udp,
+            tcp,
+            missed: Mutex::new(MissedCalls::new()),
+            idle_since: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn local(&self, transport: Transport) -> &LocalParty {
+        match transport {
+            Transport::Tcp => &self.tcp,
+            _ => &self.udp,
+        }
+    }
+
+    pub fn idle_times(&self) -> HashMap<Id, Timestamp> {
+        self.idle_since
+            .lock()
+            .map(|m| m.clone())
+            .unwrap_or_default()
+    }
+}
