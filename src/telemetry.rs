@@ -48,4 +48,8 @@ fn describe() {
         "Calls in progress on this node's B2BUA (GET /api/v1/calls)"
     );
     metrics::describe_gauge!("pbx_webhook_backlog", "Webhook deliveries pending");
+    metrics::describe_counter!(
+        "pbx_sip_send_dropped_total",
+        "SIP messages the transport dropped instead of waiting on a peer: transport=udp reason=would_block; transport=tcp reason=queue_full (the peer stopped reading; its connection is closed), connect_failed, too_many_connections"
+    );
 }

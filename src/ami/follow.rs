@@ -17,7 +17,9 @@ use std::time::SystemTime;
 use chrono::{DateTime, Utc};
 
 use super::tracker::{CallDecision, Direction as AmiDirection, HangupCause, Party};
-use crate::domain::{AttendanceStatus, CallSource, CloseReason, Direction, Id};
+use crate::domain::{
+    AttendanceStatus, CallSource, CloseReason, Direction, Id, closes_when_call_ends,
+};
 use crate::store::{AttendanceBatch, CallDirectory, NewAttendance, Store, StoreError};
 
 /// Remembered Linkedid → protocol entries at most (ended calls leave).
@@ -200,8 +202,9 @@ impl Follower {
                 self.remember(undo, linkedid, None);
                 let at = utc(*ended_at);
                 let reason = close_reason(cause.as_ref(), *answered, *hangup_by);
-                // Unanswered: always closed, in the same statement.
-                let close_now = (!*answered).then_some(reason);
+                // Closed whatever the department says (even where it keeps
+                // attendances open: unanswered), in the same statement.
+                let close_now = closes_when_call_ends(*answered, Some(false)).then_some(reason);
                 let Some((status, department_id)) =
                     batch.mark_ended(&protocol, at, close_now).await?
                 else {
@@ -213,7 +216,10 @@ impl Follower {
                 let closed = if close_now.is_some() {
                     close_now
                 } else if status != AttendanceStatus::Closed
-                    && self.closes_on_hangup(department_id)
+                    && closes_when_call_ends(
+                        *answered,
+                        self.department_closes_on_hangup(department_id),
+                    )
                     && batch.close_if_open(&protocol, reason, at).await?
                 {
                     Some(reason)
@@ -230,12 +236,12 @@ impl Follower {
         }
     }
 
-    /// An answered call is closed per its (current) department; no
-    /// department: closed.
-    fn closes_on_hangup(&self, department_id: Option<Id>) -> bool {
+    /// The `close_on_hangup` of the call's (current) department; `None`
+    /// when it has none (or one the directory no longer knows).
+    fn department_closes_on_hangup(&self, department_id: Option<Id>) -> Option<bool> {
         department_id
             .and_then(|id| self.directory.departments.get(&id))
-            .is_none_or(|d| d.close_on_hangup)
+            .map(|d| d.close_on_hangup)
     }
 
     async fn protocol_of(

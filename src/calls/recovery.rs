@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::Duration;
 
-use crate::domain::{AttendanceStatus, CloseReason, Protocol, Timestamp};
+use crate::domain::{AttendanceStatus, CloseReason, Protocol, Timestamp, closes_when_call_ends};
 use crate::media::recorder::{self, Repaired};
 use crate::store::{InterruptedCall, Store, StoreError};
 
@@ -52,12 +52,11 @@ fn ended_at(call: &InterruptedCall) -> Timestamp {
         .max(call.opened_at)
 }
 
-/// The close rule of a call that ended by a fault: closed where the
-/// department closes on hangup, and always when nobody had answered (there
-/// is no conversation to go on with).
+/// A call that ended by a fault closes as any call does when it ends
+/// ([`closes_when_call_ends`]), with reason `failed`.
 fn close_reason(call: &InterruptedCall) -> Option<CloseReason> {
-    (call.close_on_hangup || call.status == AttendanceStatus::Ringing)
-        .then_some(CloseReason::Failed)
+    let answered = call.status != AttendanceStatus::Ringing;
+    closes_when_call_ends(answered, call.department_closes_on_hangup).then_some(CloseReason::Failed)
 }
 
 /// `YYYY/MM/DD/<protocol>.wav`: the recording's path under the recordings
@@ -169,7 +168,7 @@ async fn link_recording(
 mod tests {
     use super::*;
 
-    fn call(status: AttendanceStatus, close_on_hangup: bool) -> InterruptedCall {
+    fn call(status: AttendanceStatus, close_on_hangup: Option<bool>) -> InterruptedCall {
         let t = |s: i64| chrono::DateTime::from_timestamp(s, 0).unwrap();
         InterruptedCall {
             protocol: "20260101000001".into(),
@@ -177,14 +176,14 @@ mod tests {
             opened_at: t(100),
             answered_at: Some(t(110)),
             last_activity_at: t(105),
-            close_on_hangup,
+            department_closes_on_hangup: close_on_hangup,
             has_recording: false,
         }
     }
 
     #[test]
     fn ends_at_the_last_activity_never_before_the_answer() {
-        let mut c = call(AttendanceStatus::InProgress, false);
+        let mut c = call(AttendanceStatus::InProgress, Some(false));
         assert_eq!(ended_at(&c).timestamp(), 110);
         c.last_activity_at = chrono::DateTime::from_timestamp(150, 0).unwrap();
         assert_eq!(ended_at(&c).timestamp(), 150);
@@ -196,15 +195,22 @@ mod tests {
     #[test]
     fn closes_unanswered_calls_and_close_on_hangup_departments() {
         use AttendanceStatus::*;
+        for department in [Some(true), Some(false), None] {
+            assert_eq!(
+                close_reason(&call(Ringing, department)),
+                Some(CloseReason::Failed)
+            );
+        }
         assert_eq!(
-            close_reason(&call(Ringing, false)),
+            close_reason(&call(InProgress, Some(true))),
             Some(CloseReason::Failed)
         );
+        assert_eq!(close_reason(&call(InProgress, Some(false))), None);
+        // No department: nobody to go on with it.
         assert_eq!(
-            close_reason(&call(InProgress, true)),
+            close_reason(&call(InProgress, None)),
             Some(CloseReason::Failed)
         );
-        assert_eq!(close_reason(&call(InProgress, false)), None);
     }
 
     #[test]

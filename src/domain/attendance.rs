@@ -82,6 +82,26 @@ pub struct Attendance {
     pub recording_remote_path: Option<String>,
 }
 
+/// The one close rule when a call ends (SPEC §4 "When a call ends"): does
+/// its attendance close, or stay `in_progress` for someone to go on with?
+/// `department_closes_on_hangup` is the call's (current) department's
+/// `close_on_hangup`, `None` when the call has no department.
+///
+/// - Never answered: always closed. Nobody talked, so there is no
+///   conversation to go on with, whatever the department says.
+/// - Answered, in a department: closed when the department closes on
+///   hangup; otherwise it stays open until the API or the inactivity rule
+///   closes it (the department's team follows up).
+/// - Answered, no department (an extension-to-extension or outbound call):
+///   closed, since no team exists to go on with it and nothing else would
+///   ever close it but inactivity.
+///
+/// Every engine that ends calls applies this same function: the SIP call,
+/// the AMI follower and crash recovery.
+pub fn closes_when_call_ends(answered: bool, department_closes_on_hangup: Option<bool>) -> bool {
+    !answered || department_closes_on_hangup.unwrap_or(true)
+}
+
 macro_rules! text_enum {
     ($t:ty {$($v:ident = $s:literal),* $(,)? }) => {
         impl $t {
@@ -113,3 +133,18 @@ text_enum!(CloseReason {
     Inactivity = "inactivity",
     Failed = "failed",
 });
+
+#[cfg(test)]
+mod close_rule_tests {
+    use super::closes_when_call_ends;
+
+    #[test]
+    fn unanswered_always_closes_answered_follows_the_department() {
+        for department in [Some(true), Some(false), None] {
+            assert!(closes_when_call_ends(false, department));
+        }
+        assert!(closes_when_call_ends(true, Some(true)));
+        assert!(!closes_when_call_ends(true, Some(false)));
+        assert!(closes_when_call_ends(true, None));
+    }
+}

@@ -30,6 +30,7 @@ pub use acl::{AclAction, AclApplies, AclRule, AclRuleInput};
 pub use agent::{Agent, AgentInput, Membership, Pause, PauseInput, Presence};
 pub use attendance::{
     Attendance, AttendanceStatus, CallSource, CloseReason, Direction, RecordingInfo, Transfer,
+    closes_when_call_ends,
 };
 pub use attendance_change::{AttendanceChange, closes_when_call_ends};
 pub use department::{AfterHours, Department, DepartmentInput, RingStrategy, RingTarget};

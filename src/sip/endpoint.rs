@@ -215,7 +215,7 @@ impl SipEndpoint {
                         {
                             trace_message("out", &message, destination);
                         }
-                        if let Err(e) = self.transport.send(bytes, destination, transport).await {
+                        if let Err(e) = self.transport.send(bytes, destination, transport) {
                             tracing::debug!(%destination, error = %e, "SIP send failed");
                         }
                     }

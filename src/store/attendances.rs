@@ -257,8 +257,9 @@ pub struct InterruptedCall {
     pub opened_at: Timestamp,
     pub answered_at: Option<Timestamp>,
     pub last_activity_at: Timestamp,
-    /// Whether its department closes attendances when the call ends.
-    pub close_on_hangup: bool,
+    /// Its department's `close_on_hangup`; `None` when it has no
+    /// department (see [`crate::domain::closes_when_call_ends`]).
+    pub department_closes_on_hangup: Option<bool>,
     /// Whether a recording is linked already.
     pub has_recording: bool,
 }
@@ -289,7 +290,7 @@ impl Store {
                     opened_at: get_ts(row, "opened_at")?,
                     answered_at: opt_ts(row, "answered_at")?,
                     last_activity_at: get_ts(row, "last_activity_at")?,
-                    close_on_hangup: opt_flag(row, "close_on_hangup")?.unwrap_or(false),
+                    department_closes_on_hangup: opt_flag(row, "close_on_hangup")?,
                     has_recording: opt_text(row, "recording_path")?.is_some(),
                 })
             })
