@@ -196,7 +196,7 @@ async fn drive(
             .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
         let input = tokio::select! {
             input = inputs.recv() => match input {
-                Some(input) => Input::Sip(input),
+                Some(input) => Input::Sip(Box::new(input)),
                 None => Input::Control(Control::Shutdown),
             },
             Some(control) = control_rx.recv() => driver.control(control),
@@ -222,7 +222,7 @@ async fn drive(
         loop {
             tokio::select! {
                 input = inputs.recv() => match input {
-                    Some(input) => call.handle(Input::Sip(input), Instant::now()),
+                    Some(input) => call.handle(Input::Sip(Box::new(input)), Instant::now()),
                     None => break,
                 },
                 Some(control) = control_rx.recv() => {

@@ -34,9 +34,3 @@ pub enum AttendanceChange {
         sha256: String,
     },
 }
-
-/// TEMPORARY until the close-rule branch lands: whether an attendance
-/// closes when its call ends.
-pub fn closes_when_call_ends(answered: bool, department_closes_on_hangup: Option<bool>) -> bool {
-    !answered || department_closes_on_hangup.unwrap_or(true)
-}

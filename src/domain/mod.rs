@@ -32,7 +32,7 @@ pub use attendance::{
     Attendance, AttendanceStatus, CallSource, CloseReason, Direction, RecordingInfo, Transfer,
     closes_when_call_ends,
 };
-pub use attendance_change::{AttendanceChange, closes_when_call_ends};
+pub use attendance_change::AttendanceChange;
 pub use department::{AfterHours, Department, DepartmentInput, RingStrategy, RingTarget};
 pub use digest_algorithm::DigestAlgorithm;
 pub use extension::{Extension, ExtensionInput, FollowMe};

@@ -196,7 +196,7 @@ impl Call {
             response_to(&self.caller.invite, refusal.status, refusal.reason).and_then(|b| {
                 let b = b.to_tag("rej").header("Allow", ALLOW);
                 match refusal.retry_after {
-                    Some(s) => b.header("Retry-After", &s.to_string()).build(),
+                    Some(s) => b.header("Retry-After", s).build(),
                     None => b.build(),
                 }
             });

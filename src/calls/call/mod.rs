@@ -77,8 +77,9 @@ pub enum Control {
 /// Everything a call reacts to.
 #[derive(Debug)]
 pub enum Input {
-    /// A message of one of the call's legs, routed by Call-ID.
-    Sip(CallInput),
+    /// A message of one of the call's legs, routed by Call-ID (boxed:
+    /// a SIP message dwarfs the other inputs).
+    Sip(Box<CallInput>),
     /// The ledger's answer to [`Output::OpenAttendance`]: the protocol, or
     /// why the node cannot make the attendance durable.
     Opened(Result<String, String>),
@@ -320,6 +321,7 @@ impl Call {
         &self.protocol
     }
 
+    #[cfg(test)]
     pub fn is_finished(&self) -> bool {
         self.stage == Stage::Finished
     }
@@ -330,8 +332,10 @@ impl Call {
         match self.stage {
             Stage::Opening => match input {
                 Input::Opened(result) => self.on_opened(result),
-                Input::Sip(CallInput::Cancelled) => self.cancel_before_open(),
-                Input::Sip(other) => self.on_late_input(other),
+                Input::Sip(sip) if matches!(*sip, CallInput::Cancelled) => {
+                    self.cancel_before_open()
+                }
+                Input::Sip(other) => self.on_late_input(*other),
                 Input::Control(Control::Transfer { .. }) => self.out(Output::TransferReply(Err(
                     "the call is not answered".into(),
                 ))),
@@ -339,7 +343,7 @@ impl Call {
             },
             Stage::Live => {
                 match input {
-                    Input::Sip(sip) => self.on_sip(sip),
+                    Input::Sip(sip) => self.on_sip(*sip),
                     Input::Opened(_) => {}
                     Input::Control(control) => self.on_control(control),
                     Input::MediaDead => self.on_media_dead(),
@@ -350,7 +354,7 @@ impl Call {
                 }
             }
             Stage::Finished => match input {
-                Input::Sip(sip) => self.on_late_input(sip),
+                Input::Sip(sip) => self.on_late_input(*sip),
                 Input::Control(Control::Transfer { .. }) => {
                     self.out(Output::TransferReply(Err("the call is over".into())))
                 }

@@ -330,7 +330,7 @@ impl Sim {
     }
 
     pub fn sip(&mut self, input: CallInput) {
-        self.feed(Input::Sip(input));
+        self.feed(Input::Sip(Box::new(input)));
     }
 
     /// Moves the clock by `d`, ticking at every deadline on the way.

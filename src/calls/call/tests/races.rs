@@ -397,3 +397,37 @@ fn a_late_bye_after_the_end_is_answered_200() {
     assert_eq!(after.len(), before + 1);
     assert_eq!(after.last().unwrap().0, 200);
 }
+
+/// The SIP call closes as [`crate::domain::closes_when_call_ends`] says,
+/// over the same table `tests/close_rule.rs` runs the AMI follower and
+/// crash recovery through.
+#[test]
+fn sip_calls_close_as_the_domain_rule_says() {
+    for answered in [false, true] {
+        for closes_on_hangup in [Some(true), Some(false), None] {
+            let (plan, dialled) = match closes_on_hangup {
+                Some(closes) => {
+                    let mut d = department(1, 700);
+                    d.close_on_hangup = closes;
+                    (plan(vec![d], &[&[1]]), "700")
+                }
+                // An extension called directly: the call has no department.
+                None => (plan(vec![], &[&[]]), "1001"),
+            };
+            let mut sim = Sim::start(plan, dialled);
+            if answered {
+                sim.agent_says(1, 200);
+                sim.caller_ack(1);
+                sim.caller_request("BYE", false);
+            } else {
+                sim.sip(CallInput::Cancelled);
+            }
+            let closes = crate::domain::closes_when_call_ends(answered, closes_on_hangup);
+            assert_eq!(
+                sim.ended().map(|c| c.is_some()),
+                Some(closes),
+                "answered {answered}, department closes {closes_on_hangup:?}"
+            );
+        }
+    }
+}
