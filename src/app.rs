@@ -10,6 +10,7 @@ use crate::ami::AmiHandle;
 use crate::calls::{LiveCalls, SipTraces};
 use crate::config::Settings;
 use crate::domain::{AclAction, AclApplies, AclRule, Registrations};
+use crate::ledger::Ledger;
 use crate::sip::auth::Algorithm;
 use crate::sip::registrar::Credential;
 use crate::store::{Store, StoreError};
@@ -19,6 +20,9 @@ pub struct App(Arc<Inner>);
 
 struct Inner {
     store: Store,
+    /// The node's attendance ledger: opens and changes of calls, durable on
+    /// the node first, applied to the database in the background.
+    ledger: Ledger,
     settings: Settings,
     /// The ACL, cached: it is read on every packet and request, written
     /// rarely; reloaded on every change and periodically (other nodes).
@@ -55,11 +59,13 @@ const TRACE_KEEP_FOR: std::time::Duration = std::time::Duration::from_secs(3600)
 impl App {
     pub fn new(
         store: Store,
+        ledger: Ledger,
         settings: Settings,
         metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     ) -> Self {
         Self(Arc::new(Inner {
             store,
+            ledger,
             settings,
             acl: RwLock::new(Vec::new()),
             metrics,
@@ -76,6 +82,10 @@ impl App {
 
     pub fn store(&self) -> &Store {
         &self.0.store
+    }
+
+    pub fn ledger(&self) -> &Ledger {
+        &self.0.ledger
     }
 
     pub fn settings(&self) -> &Settings {

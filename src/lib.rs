@@ -9,6 +9,7 @@ pub mod asterisk;
 pub mod calls;
 pub mod config;
 pub mod domain;
+pub mod ledger;
 pub mod media;
 pub mod routing;
 pub mod service;
