@@ -84,6 +84,9 @@ pub struct LedgerConfig {
     pub batch_max: usize,
     /// How long `start` waits for the database to take the replay.
     pub start_timeout: Duration,
+    /// How long `open` waits for the refiller when a burst used every
+    /// number the node held for the day (never otherwise).
+    pub empty_wait: Duration,
 }
 
 impl LedgerConfig {
@@ -93,11 +96,12 @@ impl LedgerConfig {
             node: node.into(),
             time_zone,
             min_block: 200,
-            max_block: 50_000,
+            max_block: 10_000,
             stall_cover: Duration::from_secs(60),
             segment_bytes: 64 << 20,
             batch_max: 500,
             start_timeout: Duration::from_secs(300),
+            empty_wait: Duration::from_secs(1),
         }
     }
 }
@@ -187,6 +191,7 @@ struct Inner {
     applied: Arc<watch::Sender<u64>>,
     stop: watch::Sender<bool>,
     tz: chrono_tz::Tz,
+    empty_wait: Duration,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -295,6 +300,7 @@ impl Ledger {
             applied: applied.clone(),
             stop,
             tz: config.time_zone,
+            empty_wait: config.empty_wait,
             thread: Mutex::new(Some(thread)),
         }));
         // Numbers for today before the first call, if none are left over.
@@ -335,11 +341,12 @@ impl Ledger {
 
     /// Allocates the call's protocol from this node's reserved block (no DB round trip) and
     /// makes the opening durable on the node (journal write + group-commit fsync). Waits only
-    /// on the local disk. Err = the node cannot make it durable (disk full/journal broken, or no
+    /// on the local disk (and, only when a burst used up every number the node held for the
+    /// day, up to `LedgerConfig::empty_wait` for the background refill). Err = the node cannot make it durable (disk full/journal broken, or no
     /// protocol number reserved for that day): the caller answers 503 + Retry-After.
     pub async fn open(&self, new: NewAttendance) -> Result<Protocol, LedgerError> {
         let day = Protocol::day(new.opened_at, self.0.tz);
-        let Some(seq) = self.0.blocks.take(day) else {
+        let Some(seq) = self.0.blocks.take_or_wait(day, self.0.empty_wait).await else {
             tracing::error!(%day, "no protocol number reserved for the day: call refused");
             return Err(LedgerError::NoProtocol(day));
         };

@@ -141,7 +141,10 @@ pub(crate) fn split(protocol: &str) -> Option<(NaiveDate, u64)> {
 /// sizes the next block.
 pub(crate) struct Blocks {
     pub alloc: Mutex<Allocator>,
+    /// Wakes the refiller.
     pub wake: tokio::sync::Notify,
+    /// Wakes opens waiting for numbers.
+    pub filled: tokio::sync::Notify,
     handed: AtomicU64,
     size: AtomicU64,
     min_block: u64,
@@ -156,6 +159,7 @@ impl Blocks {
         Self {
             alloc: Mutex::new(alloc),
             wake: tokio::sync::Notify::new(),
+            filled: tokio::sync::Notify::new(),
             handed: AtomicU64::new(0),
             size: AtomicU64::new(min_block),
             min_block,
@@ -193,16 +197,33 @@ impl Blocks {
         self.size.load(Ordering::Relaxed)
     }
 
-    /// Re-estimates the call rate (at most once a second) and so the block
-    /// size: enough numbers to ride out `stall_cover` at that rate.
+    /// A number of `day`, waiting up to `wait` for the refiller when there
+    /// is none left (a burst that outran it).
+    pub async fn take_or_wait(&self, day: NaiveDate, wait: Duration) -> Option<u64> {
+        let until = tokio::time::Instant::now() + wait;
+        loop {
+            let filled = self.filled.notified();
+            tokio::pin!(filled);
+            filled.as_mut().enable();
+            if let Some(seq) = self.take(day) {
+                return Some(seq);
+            }
+            if tokio::time::timeout_at(until, filled).await.is_err() {
+                return None;
+            }
+        }
+    }
+
+    /// Re-estimates the call rate (at most five times a second) and so the
+    /// block size: enough numbers to ride out `stall_cover` at that rate.
     pub fn update_size(&self) -> u64 {
         let mut r = self.rate.lock().unwrap_or_else(|e| e.into_inner());
         let elapsed = r.0.elapsed().as_secs_f64();
-        if elapsed >= 1.0 {
+        if elapsed >= 0.2 {
             let handed = self.handed.load(Ordering::Relaxed);
             let now_rate = (handed - r.1) as f64 / elapsed;
             // Rises at once with a burst, decays slowly.
-            r.2 = now_rate.max(r.2 * 0.9 + now_rate * 0.1);
+            r.2 = now_rate.max(r.2 * 0.95 + now_rate * 0.05);
             *r = (Instant::now(), handed, r.2);
             let want = (r.2 * self.stall_cover.as_secs_f64()).ceil() as u64;
             self.size.store(
@@ -253,6 +274,7 @@ pub(crate) async fn reserve(
         .map_err(|_| super::LedgerError::Closed)?
         .map_err(super::LedgerError::Journal)?;
     blocks.lock().add(day, first, last);
+    blocks.filled.notify_waiters();
     tracing::debug!(%day, first, last, "protocol block reserved");
     Ok(())
 }
