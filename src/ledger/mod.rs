@@ -151,17 +151,27 @@ impl Submitter {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Queues `entry`; its lsn, or `None` once the journal is closed.
+    /// Queues `entry`; its lsn, or the entry back once the journal is closed.
     pub(crate) fn append(
         &self,
         entry: Entry,
         ack: Option<oneshot::Sender<Result<(), String>>>,
-    ) -> Option<u64> {
+    ) -> Result<u64, Box<Entry>> {
         let mut s = self.lock();
         let lsn = s.0;
-        s.1.as_ref()?.send(Cmd::Append { lsn, entry, ack }).ok()?;
-        s.0 += 1;
-        Some(lsn)
+        let Some(tx) = s.1.as_ref() else {
+            return Err(Box::new(entry));
+        };
+        match tx.send(Cmd::Append { lsn, entry, ack }) {
+            Ok(()) => {
+                s.0 += 1;
+                Ok(lsn)
+            }
+            Err(std::sync::mpsc::SendError(cmd)) => match cmd {
+                Cmd::Append { entry, .. } => Err(Box::new(entry)),
+                _ => unreachable!("an append was sent"),
+            },
+        }
     }
 
     pub(crate) fn send(&self, cmd: Cmd) -> bool {
@@ -359,7 +369,7 @@ impl Ledger {
         self.0
             .submitter
             .append(entry, Some(tx))
-            .ok_or(LedgerError::Closed)?;
+            .map_err(|_| LedgerError::Closed)?;
         match rx.await {
             Ok(Ok(())) => {
                 tracing::debug!(%protocol, "attendance opened (durable on the node)");
@@ -380,7 +390,7 @@ impl Ledger {
             protocol: protocol.to_owned(),
             change,
         };
-        if self.0.submitter.append(entry.clone(), None).is_none() {
+        if let Err(entry) = self.0.submitter.append(entry, None) {
             tracing::error!(
                 protocol,
                 ?entry,

@@ -269,7 +269,7 @@ pub(crate) async fn reserve(
     let (tx, rx) = tokio::sync::oneshot::channel();
     submitter
         .append(Entry::Block { day, first, last }, Some(tx))
-        .ok_or(super::LedgerError::Closed)?;
+        .map_err(|_| super::LedgerError::Closed)?;
     rx.await
         .map_err(|_| super::LedgerError::Closed)?
         .map_err(super::LedgerError::Journal)?;
