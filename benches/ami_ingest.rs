@@ -159,7 +159,17 @@ async fn client_bench(body: &str, per_call: usize, calls: usize) {
         })
         .await
         .expect("pbx");
-    let app = App::new(store, settings, None);
+    let ledger = pbx_bridge::ledger::Ledger::start(
+        store.clone(),
+        pbx_bridge::ledger::LedgerConfig::new(
+            settings.data_dir.join("journal"),
+            settings.node_id.clone(),
+            settings.time_zone,
+        ),
+    )
+    .await
+    .expect("ledger");
+    let app = App::new(store, ledger, settings, None);
     app.ami().set_tuning(AmiTuning {
         record_latencies: true,
         ping_interval: Duration::from_secs(3600),

@@ -10,6 +10,7 @@ use crate::ami::AmiHandle;
 use crate::calls::{LiveCalls, SipTraces};
 use crate::config::Settings;
 use crate::domain::{AclAction, AclApplies, AclRule, Registrations};
+use crate::ledger::Ledger;
 use crate::sip::auth::Algorithm;
 use crate::sip::registrar::Credential;
 use crate::store::{Store, StoreError};
@@ -19,6 +20,9 @@ pub struct App(Arc<Inner>);
 
 struct Inner {
     store: Store,
+    /// The node's attendance ledger: opens and changes of calls, durable on
+    /// the node first, applied to the database in the background.
+    ledger: Ledger,
     settings: Settings,
     /// The ACL, cached: it is read on every packet and request, written
     /// rarely; reloaded on every change and periodically (other nodes).
@@ -43,8 +47,6 @@ struct Inner {
     calls: LiveCalls,
     /// The SIP messages of live and recently ended calls.
     traces: SipTraces,
-    /// Attendance changes, durable on the node before the database.
-    ledger: crate::ledger::Ledger,
 }
 
 /// SIP messages kept per call (the first and last half).
@@ -57,13 +59,13 @@ const TRACE_KEEP_FOR: std::time::Duration = std::time::Duration::from_secs(3600)
 impl App {
     pub fn new(
         store: Store,
+        ledger: Ledger,
         settings: Settings,
         metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     ) -> Self {
-        let store_for_ledger = store.clone();
-        let tz = settings.time_zone;
         Self(Arc::new(Inner {
             store,
+            ledger,
             settings,
             acl: RwLock::new(Vec::new()),
             metrics,
@@ -75,12 +77,15 @@ impl App {
             numbering_plan: tokio::sync::watch::Sender::new(0),
             calls: LiveCalls::new(),
             traces: SipTraces::new(TRACE_MESSAGES_PER_CALL, TRACE_ENDED_CALLS, TRACE_KEEP_FOR),
-            ledger: crate::ledger::Ledger::shim(store_for_ledger, tz),
         }))
     }
 
     pub fn store(&self) -> &Store {
         &self.0.store
+    }
+
+    pub fn ledger(&self) -> &Ledger {
+        &self.0.ledger
     }
 
     pub fn settings(&self) -> &Settings {
@@ -226,11 +231,6 @@ impl App {
     /// The calls in progress on this node.
     pub fn calls(&self) -> &LiveCalls {
         &self.0.calls
-    }
-
-    /// The attendance ledger.
-    pub fn ledger(&self) -> &crate::ledger::Ledger {
-        &self.0.ledger
     }
 
     /// The per-call SIP traces.

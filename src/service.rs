@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use crate::app::App;
 use crate::config::Settings;
 use crate::domain::{ApiTokenInput, Scope};
+use crate::ledger::{Ledger, LedgerConfig};
 use crate::sip::endpoint::{EndpointConfig, SipEndpoint};
 use crate::sip::transport::{Inbound, SipTransport};
 use crate::store::{Store, hash_token};
@@ -42,6 +43,22 @@ impl Service {
                 settings.recordings_dir.display()
             )
         })?;
+        // Its replay reaches the database before crash recovery looks.
+        let ledger = Ledger::start(
+            store.clone(),
+            LedgerConfig::new(
+                settings.data_dir.join("journal"),
+                settings.node_id.clone(),
+                settings.time_zone,
+            ),
+        )
+        .await
+        .with_context(|| {
+            format!(
+                "cannot start the attendance ledger in {}",
+                settings.data_dir.join("journal").display()
+            )
+        })?;
         recover_calls(&store, &settings).await;
         let http = TcpListener::bind(settings.http_listen)
             .await
@@ -59,7 +76,7 @@ impl Service {
                     settings.sip_listen
                 )
             })?;
-        let app = App::new(store, settings, crate::telemetry::init_metrics());
+        let app = App::new(store, ledger, settings, crate::telemetry::init_metrics());
         app.reload_acl().await?;
         app.reload_credentials().await?;
         app.set_sip_addr(Some(sip.0.local_addr()));
@@ -141,6 +158,9 @@ impl Service {
             sip.abort();
         }
         app.set_sip_addr(None);
+        // What the calls recorded reaches the database, or stays journaled
+        // for the next start.
+        app.ledger().shutdown(grace).await;
         app.store().close().await;
         result
             .context("admin API task")?

@@ -35,6 +35,9 @@ pub async fn readyz(State(app): State<App>) -> impl IntoResponse {
             "ami": ami.summary(),
             "ami_error": ami.last_error,
             "draining": draining,
+            // Attendance records durable on this node, not yet in the
+            // database (SPEC §4): informative, calls go on meanwhile.
+            "ledger_backlog": app.ledger().backlog(),
         })),
     )
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::{CloseReason, Id, Timestamp, Transfer};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "snake_case")]
 pub enum AttendanceChange {
     /// Moved to a department and/or taken by an agent (`None` keeps what
     /// is recorded).

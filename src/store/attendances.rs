@@ -24,14 +24,17 @@ macro_rules! select {
 
 /// Statements the pool path and the AMI batch path (one transaction)
 /// share, written once.
-const ANSWER_SQL: &str = "UPDATE attendances SET status = 'in_progress', answered_at = $1, \
+pub(super) const ANSWER_SQL: &str = "UPDATE attendances SET status = 'in_progress', answered_at = $1, \
      agent_id = COALESCE($2, agent_id), last_activity_at = $1 \
      WHERE protocol = $3 AND status = 'ringing'";
 const LINK_REMOTE_RECORDING_SQL: &str = "UPDATE attendances SET recording_remote_path = $1 \
      WHERE protocol = $2 AND recording_remote_path IS NULL";
-const CLOSE_IF_OPEN_SQL: &str = "UPDATE attendances SET status = 'closed', close_reason = $1, closed_at = $2, \
+pub(super) const CLOSE_IF_OPEN_SQL: &str = "UPDATE attendances SET status = 'closed', close_reason = $1, closed_at = $2, \
      ended_at = COALESCE(ended_at, $2), last_activity_at = $2 \
      WHERE protocol = $3 AND status <> 'closed'";
+
+pub(super) const ATTACH_RECORDING_SQL: &str = "UPDATE attendances SET recording_path = $1, \
+     recording_duration_ms = $2, recording_bytes = $3, recording_sha256 = $4 WHERE protocol = $5";
 
 /// Filters of `GET /attendances`; each is optional.
 #[derive(Debug, Clone, Default)]
@@ -43,8 +46,8 @@ pub struct AttendanceFilter {
     pub to: Option<Timestamp>,
 }
 
-/// What is known when a call arrives.
-#[derive(Debug, Clone)]
+/// What is known when a call arrives (journaled as is by the ledger).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct NewAttendance {
     pub direction: Direction,
     pub department_id: Option<Id>,
@@ -230,17 +233,14 @@ impl Store {
         bytes: u64,
         sha256: &str,
     ) -> Result<(), StoreError> {
-        let done = sqlx::query(
-            "UPDATE attendances SET recording_path = $1, recording_duration_ms = $2, \
-             recording_bytes = $3, recording_sha256 = $4 WHERE protocol = $5",
-        )
-        .bind(relative_path)
-        .bind(i64::try_from(duration_ms).unwrap_or(i64::MAX))
-        .bind(i64::try_from(bytes).unwrap_or(i64::MAX))
-        .bind(sha256)
-        .bind(protocol)
-        .execute(&self.pool)
-        .await?;
+        let done = sqlx::query(ATTACH_RECORDING_SQL)
+            .bind(relative_path)
+            .bind(i64::try_from(duration_ms).unwrap_or(i64::MAX))
+            .bind(i64::try_from(bytes).unwrap_or(i64::MAX))
+            .bind(sha256)
+            .bind(protocol)
+            .execute(&self.pool)
+            .await?;
         if done.rows_affected() == 0 {
             return Err(StoreError::NotFound);
         }
@@ -707,7 +707,7 @@ impl AttendanceBatch {
 /// Persists a new attendance in `ringing` (before anyone is rung). `false`
 /// when a row with this protocol, or an open one for the same call, is
 /// already there.
-async fn insert_ringing<'e, E>(
+pub(super) async fn insert_ringing<'e, E>(
     executor: E,
     protocol: &Protocol,
     new: &NewAttendance,

@@ -16,6 +16,7 @@ mod error;
 mod extensions;
 mod holidays;
 mod idempotency;
+mod ledger;
 mod outbound_routes;
 mod page;
 mod pbx;
@@ -32,6 +33,7 @@ pub use attendances::{AttendanceBatch, AttendanceFilter, InterruptedCall, NewAtt
 pub use directory::{CallDirectory, DepartmentRef};
 pub use error::StoreError;
 pub use idempotency::StoredResponse;
+pub use ledger::LedgerStep;
 pub use page::Page;
 pub use provisioning::all_pages;
 pub use tokens::{AuthenticatedToken, hash_token};
