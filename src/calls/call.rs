@@ -42,6 +42,7 @@ use crate::media::sdp::{self, SessionDescription};
 use crate::routing::{FailReason, Outcome, Output, Ring};
 use crate::sip::dialog::{
     Dialog, DialogState, ForkEvent, IdSource, LocalParty, RandomIds, RequestDecision,
+    Retransmit2xx, RetransmitStep,
 };
 use crate::sip::message::{Method, NameAddr, SipMessage, response_to};
 use crate::sip::transaction::{TransactionKey, Transport};
@@ -51,10 +52,6 @@ use crate::store::NewAttendance;
 pub(super) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, REFER, NOTIFY, INFO, UPDATE";
 /// How long an extension rings when called directly.
 const DIRECT_RING: Duration = Duration::from_secs(60);
-/// RFC 3261 T1/T2 and Timer L: a 2xx to an INVITE is resent until ACKed.
-const T1: Duration = Duration::from_millis(500);
-const T2: Duration = Duration::from_secs(4);
-const ACK_WAIT: Duration = Duration::from_secs(32);
 
 /// Why a fork was not sent.
 #[derive(Debug)]
@@ -125,11 +122,7 @@ struct AgentLeg {
 struct Retransmit {
     side: Side,
     key: TransactionKey,
-    response: SipMessage,
-    seq: u32,
-    next: Instant,
-    interval: Duration,
-    give_up: Instant,
+    sent: Retransmit2xx,
 }
 
 /// A request of one leg relayed to the other, waiting for its answer.
@@ -936,7 +929,7 @@ impl Call {
             self.hang_up(Ending::Failed("agent's SDP has no usable audio".into()));
             return;
         };
-        dialog.set_protocol(&self.protocol);
+        dialog.set_request_header(Method::Invite, super::X_PROTOCOL, &self.protocol);
         self.agent = Some(AgentLeg { fork: idx, dialog });
         if agent.is_some() {
             self.agent_id = agent;
@@ -986,7 +979,7 @@ impl Call {
         };
         match Dialog::uas(&self.caller.invite, &ok, self.caller.local.clone()) {
             Ok(mut d) => {
-                d.set_protocol(&self.protocol);
+                d.set_request_header(Method::Invite, super::X_PROTOCOL, &self.protocol);
                 self.caller.dialog = Some(d);
             }
             Err(e) => {
@@ -996,8 +989,7 @@ impl Call {
         }
         self.caller.final_sent = true;
         let key = self.caller.key.clone();
-        let seq = self.caller.invite.cseq().map(|c| c.seq).unwrap_or(0);
-        self.answer_2xx(Side::Caller, &key, ok, seq);
+        self.answer_2xx(Side::Caller, &key, ok);
         if let Some(t) = self.answer_received.take() {
             metrics::histogram!("pbx_call_setup_seconds", "stage" => "answer_to_caller")
                 .record(t.elapsed().as_secs_f64());
@@ -1017,23 +1009,16 @@ impl Call {
     }
 
     /// Sends a 2xx to an INVITE and keeps resending it until the ACK.
-    fn answer_2xx(&mut self, side: Side, key: &TransactionKey, response: SipMessage, seq: u32) {
+    fn answer_2xx(&mut self, side: Side, key: &TransactionKey, response: SipMessage) {
         let Some(route) = self.leg_route(side) else {
             return;
         };
         self.respond(key, response.clone(), route);
-        if route.1 == Transport::Udp {
-            let now = Instant::now();
-            self.retransmits.push(Retransmit {
-                side,
-                key: key.clone(),
-                response,
-                seq,
-                next: now + T1,
-                interval: T1,
-                give_up: now + ACK_WAIT,
-            });
-        }
+        self.retransmits.push(Retransmit {
+            side,
+            key: key.clone(),
+            sent: Retransmit2xx::new(response, route.1.is_reliable(), Instant::now()),
+        });
     }
 
     fn start_media(&mut self, agent_audio: crate::media::sdp::AudioMedia, now: Instant) {
@@ -1131,7 +1116,7 @@ impl Call {
                         self.trace(TraceDirection::In, route.0, route.1, &request.to_bytes());
                     }
                     self.retransmits
-                        .retain(|r| !(r.side == side && r.seq == seq));
+                        .retain_mut(|r| !(r.side == side && r.sent.on_ack(seq)));
                 }
             }
             CallInput::Response { response } => {
@@ -1319,8 +1304,7 @@ impl Call {
         let is_invite_2xx =
             request.method() == Some(&Method::Invite) && (200..300).contains(&status);
         if is_invite_2xx {
-            let seq = request.cseq().map(|c| c.seq).unwrap_or(0);
-            self.answer_2xx(side, key, response, seq);
+            self.answer_2xx(side, key, response);
         } else {
             self.respond(key, response, route);
         }
@@ -1610,7 +1594,10 @@ impl Call {
         [
             self.ring.as_ref().and_then(Ring::next_deadline),
             self.direct.map(|(_, d)| d),
-            self.retransmits.iter().map(|r| r.next).min(),
+            self.retransmits
+                .iter()
+                .filter_map(|r| r.sent.next_deadline())
+                .min(),
         ]
         .into_iter()
         .flatten()
@@ -1636,17 +1623,16 @@ impl Call {
         }
         let mut lost = false;
         let mut resend = Vec::new();
-        self.retransmits.retain_mut(|r| {
-            if r.give_up <= now {
+        self.retransmits.retain_mut(|r| match r.sent.on_tick(now) {
+            RetransmitStep::Wait => !r.sent.is_done(),
+            RetransmitStep::Resend(response) => {
+                resend.push((r.side, r.key.clone(), response));
+                true
+            }
+            RetransmitStep::GaveUp => {
                 lost = true;
-                return false;
+                false
             }
-            if r.next <= now {
-                resend.push((r.side, r.key.clone(), r.response.clone()));
-                r.interval = (r.interval * 2).min(T2);
-                r.next = now + r.interval;
-            }
-            true
         });
         for (side, key, response) in resend {
             if let Some(route) = self.leg_route(side) {

@@ -17,4 +17,8 @@ pub use engine::{CallEngine, IncomingCall};
 pub use live::{CallControl, CallState, LegRole, LegState, LiveCall, LiveCalls, LiveLeg};
 pub use plan::CallPlan;
 pub use signal::{CallInput, Command};
+/// The header that carries the attendance protocol on every INVITE the
+/// bridge sends for a call (SPEC §4).
+pub const X_PROTOCOL: &str = "X-Protocol";
+
 pub use trace::{SipTraces, TraceDirection, TracedMessage};
