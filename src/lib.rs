@@ -12,6 +12,7 @@ pub mod domain;
 pub mod media;
 pub mod routing;
 pub mod service;
+pub mod signalling;
 pub mod sip;
 pub mod store;
 pub mod telemetry;
