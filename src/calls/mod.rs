@@ -1,8 +1,8 @@
 //! The B2BUA: calls that reach the bridge over SIP. Each call is a task
 //! that owns its legs (the caller's UAS dialog, the agents' UAC forks), its
 //! ring ([`crate::routing::Ring`]), its media relay and recording, and its
-//! attendance; the SIP endpoint routes messages to it by Call-ID and sends
-//! what it asks through the transaction layer.
+//! attendance; signalling (`crate::signalling`) routes messages to it by
+//! Call-ID and sends what it asks through the SIP stack.
 
 mod call;
 mod engine;
