@@ -1,9 +1,7 @@
 //! The running service's shared state: what the API, and later the SIP and
 //! AMI tasks, all need. Cheap to clone.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use crate::ami::AmiHandle;
@@ -11,7 +9,8 @@ use crate::calls::{LiveCalls, SipTraces};
 use crate::config::Settings;
 use crate::domain::{AclAction, AclApplies, AclRule, Registrations};
 use crate::ledger::Ledger;
-use crate::sip::auth::Algorithm;
+use crate::signalling::drain::DrainFlag;
+use crate::signalling::registry::{Credentials, RegistrationsView};
 use crate::sip::registrar::Credential;
 use crate::store::{Store, StoreError};
 
@@ -28,15 +27,15 @@ struct Inner {
     /// rarely; reloaded on every change and periodically (other nodes).
     acl: RwLock<Vec<AclRule>>,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
-    draining: AtomicBool,
+    draining: DrainFlag,
     /// Where SIP listens, once bound.
     sip_addr: RwLock<Option<SocketAddr>>,
     /// The registrar's bindings and lockouts, as the API shows them.
-    registrations: RwLock<Registrations>,
+    registrations: RegistrationsView,
     /// The extensions' SIP credentials, in memory so a REGISTER never waits
     /// on the database; reloaded by every API change (before it answers)
     /// and periodically (other nodes).
-    credentials: RwLock<HashMap<String, Credential>>,
+    credentials: Credentials,
     /// The AMI client's status and action channel.
     ami: AmiHandle,
     /// Generation of the numbering plan (extensions, agents, departments,
@@ -69,10 +68,10 @@ impl App {
             settings,
             acl: RwLock::new(Vec::new()),
             metrics,
-            draining: AtomicBool::new(false),
+            draining: DrainFlag::default(),
             sip_addr: RwLock::new(None),
-            registrations: RwLock::new(Registrations::default()),
-            credentials: RwLock::new(HashMap::new()),
+            registrations: RegistrationsView::default(),
+            credentials: Credentials::default(),
             ami: AmiHandle::new(),
             numbering_plan: tokio::sync::watch::Sender::new(0),
             calls: LiveCalls::new(),
@@ -115,11 +114,16 @@ impl App {
     }
 
     pub fn start_draining(&self) {
-        self.0.draining.store(true, Ordering::SeqCst);
+        self.0.draining.start();
     }
 
     pub fn is_draining(&self) -> bool {
-        self.0.draining.load(Ordering::SeqCst)
+        self.0.draining.is_draining()
+    }
+
+    /// The draining flag itself, for the layers that only need it.
+    pub fn drain_flag(&self) -> &DrainFlag {
+        &self.0.draining
     }
 
     pub fn set_sip_addr(&self, addr: Option<SocketAddr>) {
@@ -137,49 +141,31 @@ impl App {
     }
 
     pub fn registrations(&self) -> Registrations {
-        self.0
-            .registrations
-            .read()
-            .map(|r| r.clone())
-            .unwrap_or_default()
+        self.0.registrations.snapshot()
     }
 
-    /// Lets the SIP endpoint publish its view.
+    /// Where the registrar publishes its bindings and lockouts.
+    pub fn registrations_view(&self) -> &RegistrationsView {
+        &self.0.registrations
+    }
+
     pub fn update_registrations(&self, f: impl FnOnce(&mut Registrations)) {
-        if let Ok(mut r) = self.0.registrations.write() {
-            f(&mut r);
-        }
+        self.0.registrations.update(f);
     }
 
     /// Re-reads every extension's credentials from the database.
     pub async fn reload_credentials(&self) -> Result<(), StoreError> {
-        let rows = self.0.store.extension_secrets().await?;
-        let map: HashMap<String, Credential> = rows
-            .into_iter()
-            .map(|(number, secret, algorithms, active)| {
-                let algorithms = algorithms
-                    .iter()
-                    .filter_map(|a| a.as_str().parse::<Algorithm>().ok())
-                    .collect();
-                (
-                    number,
-                    Credential {
-                        secret,
-                        algorithms,
-                        active,
-                    },
-                )
-            })
-            .collect();
-        if let Ok(mut c) = self.0.credentials.write() {
-            *c = map;
-        }
-        Ok(())
+        self.0.credentials.reload(&self.0.store).await
+    }
+
+    /// The in-memory extension credentials (see [`Credentials`]).
+    pub fn credentials(&self) -> &Credentials {
+        &self.0.credentials
     }
 
     /// The credentials of extension `number`, if it exists.
     pub fn credential(&self, number: &str) -> Option<Credential> {
-        self.0.credentials.read().ok()?.get(number).cloned()
+        self.0.credentials.get(number)
     }
 
     /// The numbering plan changed in the database (after the write).
@@ -201,26 +187,12 @@ impl App {
 
     /// Where extension `number` is registered (its bindings), for calls.
     pub fn bindings_of(&self, number: &str) -> Vec<crate::domain::Registration> {
-        self.0
-            .registrations
-            .read()
-            .map(|r| {
-                r.items
-                    .iter()
-                    .filter(|b| b.extension == number)
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default()
+        self.0.registrations.bindings_of(number)
     }
 
     /// The extensions registered now (agent presence).
     pub fn registered_extensions(&self) -> std::collections::HashSet<String> {
-        self.0
-            .registrations
-            .read()
-            .map(|r| r.items.iter().map(|b| b.extension.clone()).collect())
-            .unwrap_or_default()
+        self.0.registrations.registered_extensions()
     }
 
     /// The AMI client: its status and the actions it can send.

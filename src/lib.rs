@@ -13,6 +13,7 @@ pub mod ledger;
 pub mod media;
 pub mod routing;
 pub mod service;
+pub mod signalling;
 pub mod sip;
 pub mod store;
 pub mod telemetry;

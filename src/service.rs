@@ -10,10 +10,15 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::app::App;
+use crate::calls::CallEngine;
 use crate::config::Settings;
+use crate::domain::AclApplies;
 use crate::domain::{ApiTokenInput, Scope};
 use crate::ledger::{Ledger, LedgerConfig};
-use crate::sip::endpoint::{EndpointConfig, SipEndpoint};
+use crate::signalling::registry::RegistryConfig;
+use crate::signalling::{Handles, Signalling, SignallingConfig, local_party};
+use crate::sip::stack::{AddressFilter, SipStack, StackConfig};
+use crate::sip::transaction::Transport;
 use crate::sip::transport::{Inbound, SipTransport};
 use crate::store::{Store, hash_token};
 
@@ -110,8 +115,8 @@ impl Service {
         let housekeeping = tokio::spawn(housekeeping(app.clone(), shutdown.clone()));
         let http_addr = self.http_addr();
         let (transport, inbound) = self.sip;
-        let endpoint = SipEndpoint::new(app.clone(), transport, endpoint_config(&app).await?);
-        let mut sip = tokio::spawn(endpoint.run(inbound, shutdown.clone()));
+        let signalling = signalling(&app, transport, inbound).await?;
+        let mut sip = tokio::spawn(signalling.run(shutdown.clone()));
         let ami = tokio::spawn(crate::ami::client::run(app.clone(), shutdown.clone()));
         tracing::info!(sip = %app.sip_addr().map(|a| a.to_string()).unwrap_or_default(), "SIP listening (UDP and TCP)");
         tracing::info!(http = %http_addr, "admin API listening");
@@ -148,8 +153,8 @@ impl Service {
         {
             tracing::warn!("AMI client did not stop in time");
         }
-        // Live calls go on for the grace period, then are hung up; the
-        // endpoint ends once they are all over.
+        // Live calls go on for the grace period, then are hung up;
+        // signalling ends once they are all over.
         if tokio::time::timeout(grace + Duration::from_secs(6), &mut sip)
             .await
             .is_err()
@@ -193,10 +198,61 @@ async fn recover_calls(store: &Store, settings: &Settings) {
     }
 }
 
+/// Wires SIP: the stack over the bound transport (the ACL as its address
+/// filter), the call engine, and the signalling transaction user that
+/// drives both. `CallEngine::new` still takes the whole `App` (the call
+/// tasks read the store, settings, live calls, traces and registrations
+/// through it); signalling itself gets only narrow handles.
+async fn signalling(
+    app: &App,
+    transport: SipTransport,
+    inbound: tokio::sync::mpsc::Receiver<Inbound>,
+) -> anyhow::Result<Signalling> {
+    let s = app.settings();
+    let rtp_ports = crate::media::ports::PortPool::new(s.rtp_ports.clone())
+        .context("the RTP port range holds no port pair")?;
+    // Phones must reach what we advertise: a wildcard listener advertises
+    // the media address.
+    let sip_addr = {
+        let bound = app.sip_addr().context("SIP is not bound")?;
+        if bound.ip().is_unspecified() {
+            SocketAddr::new(s.media_address, bound.port())
+        } else {
+            bound
+        }
+    };
+    let config = SignallingConfig {
+        registry: registry_config(app).await?,
+        shutdown_grace: s.shutdown_grace,
+    };
+    let acl = app.clone();
+    let filter: AddressFilter = std::sync::Arc::new(move |ip| acl.acl_allows(ip, AclApplies::Sip));
+    let stack = SipStack::new(
+        transport,
+        inbound,
+        StackConfig::new(crate::signalling::ALLOW),
+        filter,
+    );
+    let (calls, commands) = CallEngine::new(
+        app.clone(),
+        rtp_ports,
+        local_party(sip_addr, Transport::Udp),
+        local_party(sip_addr, Transport::Tcp),
+    );
+    let handles = Handles {
+        credentials: app.credentials().clone(),
+        registrations: app.registrations_view().clone(),
+        draining: app.drain_flag().clone(),
+        live_calls: app.calls().clone(),
+        store: app.store().clone(),
+    };
+    Ok(Signalling::new(stack, config, handles, calls, commands))
+}
+
 /// The registrar's settings, with the nonce key kept in the database so
 /// phones holding a nonce across a restart (or another node) are told
 /// `stale` instead of being refused.
-async fn endpoint_config(app: &App) -> anyhow::Result<EndpointConfig> {
+async fn registry_config(app: &App) -> anyhow::Result<RegistryConfig> {
     use rand::RngCore;
     let mut fresh = [0u8; 32];
     rand::rng().fill_bytes(&mut fresh);
@@ -207,7 +263,7 @@ async fn endpoint_config(app: &App) -> anyhow::Result<EndpointConfig> {
     let mut nonce_key = [0u8; 32];
     hex::decode_to_slice(&stored, &mut nonce_key).context("stored sip_nonce_key is corrupt")?;
     let s = app.settings();
-    Ok(EndpointConfig {
+    Ok(RegistryConfig {
         realm: s.sip_realm.clone(),
         min_expires: s.register_min_expires_s,
         max_expires: s.register_max_expires_s,
@@ -223,18 +279,6 @@ async fn endpoint_config(app: &App) -> anyhow::Result<EndpointConfig> {
             .filter_map(|a| a.as_str().parse().ok())
             .collect(),
         nonce_key,
-        rtp_ports: crate::media::ports::PortPool::new(s.rtp_ports.clone())
-            .context("the RTP port range holds no port pair")?,
-        sip_addr: {
-            // Phones must reach what we advertise: a wildcard listener
-            // advertises the media address.
-            let bound = app.sip_addr().context("SIP is not bound")?;
-            if bound.ip().is_unspecified() {
-                SocketAddr::new(s.media_address, bound.port())
-            } else {
-                bound
-            }
-        },
     })
 }
 

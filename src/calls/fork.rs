@@ -92,7 +92,7 @@ impl Fork {
         let mut from = req.caller.clone();
         from.params.remove("tag");
         let invite = UacInvite::new(contact, from, to)
-            .protocol(req.protocol)
+            .header(super::X_PROTOCOL, req.protocol)
             .header("Allow", super::call::ALLOW)
             .sdp(req.sdp)
             .build(req.local, ids)?;

@@ -6,10 +6,11 @@
 //! file.
 
 use super::{ALLOW, AgentLeg, Call, MediaOp, Output, Unacked, audio_of};
+use crate::calls::X_PROTOCOL;
 use crate::domain::AttendanceChange;
 use crate::media::relay::Side;
 use crate::sip::dialog::{Dialog, Retransmit2xx};
-use crate::sip::message::SipMessage;
+use crate::sip::message::{Method, SipMessage};
 use crate::sip::transaction::{TransactionKey, Transport};
 
 impl Call {
@@ -30,7 +31,7 @@ impl Call {
             self.fail("agent's SDP has no usable audio");
             return;
         };
-        dialog.set_protocol(&self.protocol);
+        dialog.set_request_header(Method::Invite, X_PROTOCOL, &self.protocol);
         self.agent = Some(AgentLeg { fork: idx, dialog });
         if agent.is_some() {
             self.agent_id = agent;
@@ -75,7 +76,7 @@ impl Call {
         };
         match Dialog::uas(&self.caller.invite, &ok, self.caller.local.clone()) {
             Ok(mut d) => {
-                d.set_protocol(&self.protocol);
+                d.set_request_header(Method::Invite, X_PROTOCOL, &self.protocol);
                 self.caller.dialog = Some(d);
             }
             Err(e) => {

@@ -9,7 +9,6 @@ use super::message::{
     SipMessage, Uri, Via, response_to,
 };
 use super::transaction::Transport;
-use super::uac::X_PROTOCOL;
 
 /// Max-Forwards of every request the dialog layer builds (§8.1.1.6).
 pub const MAX_FORWARDS: u8 = 70;
@@ -177,9 +176,9 @@ pub struct Dialog {
     /// The ACK last built, by the CSeq of the INVITE it acknowledges: a
     /// retransmitted 2xx gets the same ACK again (§13.2.2.4).
     last_ack: Option<(u32, SipMessage)>,
-    /// The attendance protocol, written as `X-Protocol` on every INVITE
-    /// this dialog sends (SPEC §4).
-    protocol: Option<String>,
+    /// Extra headers the requests this dialog builds carry, by method, in
+    /// the order they were set (see `set_request_header`).
+    request_headers: Vec<(Method, String, String)>,
 }
 
 fn without_tag(mut na: NameAddr) -> NameAddr {
@@ -265,7 +264,7 @@ impl Dialog {
             local_invite_pending: false,
             remote_invite_pending: status < 200,
             last_ack: None,
-            protocol: None,
+            request_headers: Vec::new(),
         })
     }
 
@@ -338,9 +337,7 @@ impl Dialog {
             local_invite_pending: status < 200,
             remote_invite_pending: false,
             last_ack: None,
-            protocol: invite
-                .header(X_PROTOCOL)
-                .map(|v| String::from_utf8_lossy(v).into_owned()),
+            request_headers: Vec::new(),
         })
     }
 
@@ -386,15 +383,30 @@ impl Dialog {
         &self.local
     }
 
-    /// The `X-Protocol` value re-INVITEs of this dialog carry (a UAC
-    /// dialog inherits it from its INVITE).
-    pub fn protocol(&self) -> Option<&str> {
-        self.protocol.as_deref()
+    /// Makes every `method` request this dialog builds (`request`,
+    /// `request_builder`) carry `name: value`, after its Contact; setting
+    /// the same method and name again replaces the value.  The dialog core
+    /// gives such headers no meaning (the application's own, e.g. an
+    /// `X-` header on re-INVITEs); the ACK for a 2xx and CANCEL carry none.
+    pub fn set_request_header(&mut self, method: Method, name: &str, value: &str) {
+        match self
+            .request_headers
+            .iter_mut()
+            .find(|(m, n, _)| *m == method && n.eq_ignore_ascii_case(name))
+        {
+            Some(entry) => entry.2 = value.to_owned(),
+            None => self
+                .request_headers
+                .push((method, name.to_owned(), value.to_owned())),
+        }
     }
 
-    /// Sets the `X-Protocol` value for the INVITEs this dialog sends.
-    pub fn set_protocol(&mut self, protocol: &str) {
-        self.protocol = Some(protocol.to_owned());
+    /// The value `set_request_header` gave `name` on `method` requests.
+    pub fn request_header(&self, method: &Method, name: &str) -> Option<&str> {
+        self.request_headers
+            .iter()
+            .find(|(m, n, _)| m == method && n.eq_ignore_ascii_case(name))
+            .map(|(_, _, v)| v.as_str())
     }
 
     /// An INVITE transaction of this dialog, in either direction, has no
@@ -429,8 +441,9 @@ impl Dialog {
     /// is anything on a terminated dialog and BYE from a UAS on an early
     /// dialog (§15), and an INVITE while another INVITE transaction of the
     /// dialog is in progress (§14.1).  Building a BYE terminates the
-    /// dialog.  An INVITE carries Contact and `X-Protocol` (see
-    /// `set_protocol`).
+    /// dialog.  Target refreshes (and REFER, NOTIFY, SUBSCRIBE) carry
+    /// Contact; every request carries the headers `set_request_header` set
+    /// for its method.
     pub fn request_builder(
         &mut self,
         method: Method,
@@ -459,10 +472,8 @@ impl Dialog {
         } else {
             b
         };
-        if method == Method::Invite
-            && let Some(p) = &self.protocol
-        {
-            b = b.header(X_PROTOCOL, p);
+        for (_, name, value) in self.request_headers.iter().filter(|(m, ..)| *m == method) {
+            b = b.header(name, value);
         }
         self.local_seq = Some(seq);
         match method {

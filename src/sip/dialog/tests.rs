@@ -38,7 +38,7 @@ fn invite_to(agent: &str, ids: &mut CounterIds) -> SipMessage {
         na("\"Central\" <sip:bridge@pbx.example.com>"),
         na(&format!("<sip:{agent}@pbx.example.com>")),
     )
-    .protocol("20261121000042")
+    .header("X-Protocol", "20261121000042")
     .sdp(SDP)
     .build(&bridge(), ids)
     .unwrap()
@@ -428,9 +428,14 @@ fn reinvite_refreshes_the_remote_target() {
         RequestDecision::Reject(Rejection { status: 400, .. })
     ));
     assert_eq!(d.remote_seq(), Some(103));
-    // Our own re-INVITE to the caller (hold from the agent side) carries
-    // the protocol; the BYE does not.
-    d.set_protocol("20261121000042");
+    // A header set for INVITEs is on our own re-INVITE to the caller (hold
+    // from the agent side); the BYE does not carry it.
+    d.set_request_header(Method::Invite, "X-Protocol", "20261121000042");
+    assert_eq!(
+        d.request_header(&Method::Invite, "x-protocol"),
+        Some("20261121000042")
+    );
+    assert_eq!(d.request_header(&Method::Bye, "X-Protocol"), None);
     let hold = d.request(Method::Invite, &mut ids).unwrap();
     assert_eq!(header(&hold, "X-Protocol"), "20261121000042");
     assert_eq!(hold.cseq().unwrap().seq, 1);
@@ -444,8 +449,10 @@ fn reinvite_refreshes_the_remote_target() {
 
     // UAC side: the 2xx to our re-INVITE refreshes the target; its ACK
     // carries the re-INVITE's CSeq and goes to the new target.
+    // Setting a header again replaces its value.
     let (_, _, mut d, mut ids) = agent_dialog();
-    assert_eq!(d.protocol(), Some("20261121000042"));
+    d.set_request_header(Method::Invite, "X-Protocol", "20261121000041");
+    d.set_request_header(Method::Invite, "X-Protocol", "20261121000042");
     let reinvite = d
         .request_builder(Method::Invite, &ids.branch())
         .unwrap()
@@ -464,6 +471,7 @@ fn reinvite_refreshes_the_remote_target() {
     assert_eq!(d.remote_target().to_string(), "sip:1001@198.51.100.8:5062");
     let ack = d.ack_for_2xx(&ok, &mut ids).unwrap();
     assert_eq!(ack.cseq().unwrap().seq, 2);
+    assert!(ack.header("X-Protocol").is_none());
     assert_eq!(
         ack.request_uri().unwrap().to_string(),
         "sip:1001@198.51.100.8:5062"

@@ -40,7 +40,7 @@ fn dialog(uac: bool, confirmed: bool) -> (Dialog, SipMessage, CounterIds) {
             NameAddrs::bridge(),
             NameAddrs::agent(),
         )
-        .protocol("20261121000042")
+        .header("X-Protocol", "20261121000042")
         .build(&bridge(), &mut ids)
         .unwrap();
         let resp = response_to(&invite, status, None)

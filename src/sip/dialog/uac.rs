@@ -7,10 +7,6 @@ use super::ids::IdSource;
 use super::message::{HeaderError, HeaderName, MessageBuilder, Method, NameAddr, SipMessage, Uri};
 use super::model::{LocalParty, MAX_FORWARDS};
 
-/// The header that carries the attendance protocol on every INVITE the
-/// bridge sends for a call (SPEC §4).
-pub const X_PROTOCOL: &str = "X-Protocol";
-
 /// An initial INVITE (§8.1.1, §13.2.1) to build.
 ///
 /// ```text
@@ -23,7 +19,7 @@ pub const X_PROTOCOL: &str = "X-Protocol";
 /// Call-ID: <fresh>@<host>           (or given)
 /// CSeq: 1 INVITE
 /// Contact: <bridge contact>
-/// <extra headers in order>           (X-Protocol, Allow, Supported...)
+/// <extra headers in order>           (Allow, Supported, X-...)
 /// Content-Type: application/sdp      (with a body)
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,11 +54,6 @@ impl UacInvite {
             headers: Vec::new(),
             sdp: None,
         }
-    }
-
-    /// Adds `X-Protocol: <protocol>`.
-    pub fn protocol(self, protocol: &str) -> UacInvite {
-        self.header(X_PROTOCOL, protocol)
     }
 
     /// Adds an extra header.
