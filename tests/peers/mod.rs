@@ -118,6 +118,13 @@ impl Service {
         self.wait_ready();
     }
 
+    /// `kill -9` alone (then `restart` starts a new process on the same data,
+    /// ports and settings), for tests that change something in between.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// `kill -9`, then a new process on the same data, ports and settings.
     pub async fn kill9_and_restart(&mut self) {
         let _ = self.child.kill();
