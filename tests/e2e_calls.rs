@@ -123,14 +123,7 @@ impl Pbx {
     }
 
     fn recording(&self, protocol: &str) -> PathBuf {
-        self.svc
-            .dir
-            .path()
-            .join("recordings")
-            .join(&protocol[0..4])
-            .join(&protocol[4..6])
-            .join(&protocol[6..8])
-            .join(format!("{protocol}.wav"))
+        self.svc.recording(protocol)
     }
 }
 

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use chrono::{TimeZone, Utc};
 
 use super::*;
-use crate::domain::{DidRoute, DigestAlgorithm, FollowMe, RingStrategy, RingTarget, Transport};
+use crate::domain::{DidRoute, DigestAlgorithm, FollowMe, Transport};
 
 fn at() -> chrono::DateTime<Utc> {
     Utc.timestamp_opt(1_700_000_000, 0).unwrap()
@@ -55,25 +55,12 @@ fn trunk(id: Id, name: &str, register: bool) -> TrunkAccount {
 
 fn department(id: Id, name: &str, code: Option<u16>) -> Department {
     Department {
-        id,
         name: name.into(),
-        description: String::new(),
-        active: true,
         order: id,
         pabx_code: code,
-        ring_strategy: RingStrategy::Simultaneous,
-        ring_target: RingTarget::All,
-        ring_count: None,
-        agent_ring_timeout_s: 15,
-        ring_timeout_s: 30,
-        overflow_department_id: None,
-        close_on_hangup: false,
-        record: true,
-        period_id: None,
-        after_hours: None,
-        auto_pause_after_missed: None,
         created_at: at(),
         updated_at: at(),
+        ..crate::domain::fixtures::department(id)
     }
 }
 

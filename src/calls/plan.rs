@@ -156,43 +156,19 @@ impl CallPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Membership, Pause, Presence};
+    use crate::domain::Pause;
 
     fn agent(id: Id, extension_id: Option<Id>, paused: bool) -> Agent {
         Agent {
-            id,
-            name: format!("a{id}"),
-            extension_id,
-            active: true,
-            departments: vec![Membership {
-                department_id: 1,
-                receives_calls: true,
-                responsible: false,
-            }],
             pause: paused.then(|| Pause {
                 reason: "lunch".into(),
                 since: chrono::Utc::now(),
             }),
-            presence: Presence::Offline,
-            busy: false,
-            created_at: chrono::Utc::now(),
-            updated_at: chrono::Utc::now(),
+            ..fixtures::agent(id, extension_id, &[1])
         }
     }
 
-    fn extension(id: Id, number: &str, active: bool) -> Extension {
-        Extension {
-            id,
-            number: number.into(),
-            display_name: String::new(),
-            digest_algorithms: Vec::new(),
-            agent_id: None,
-            active,
-            follow_me: Default::default(),
-            created_at: chrono::Utc::now(),
-            updated_at: chrono::Utc::now(),
-        }
-    }
+    use crate::domain::fixtures::{self, extension};
 
     fn plan() -> CallPlan {
         let agents = vec![

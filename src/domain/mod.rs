@@ -14,6 +14,8 @@ mod attendance_change;
 mod department;
 mod digest_algorithm;
 mod extension;
+#[cfg(test)]
+pub(crate) mod fixtures;
 mod holiday;
 mod net;
 mod outbound_route;

@@ -70,6 +70,18 @@ pub struct Service {
 }
 
 impl Service {
+    /// Where the bridge stores the recording of `protocol`
+    /// (`recordings/YYYY/MM/DD/<protocol>.wav`).
+    pub fn recording(&self, protocol: &str) -> PathBuf {
+        self.dir
+            .path()
+            .join("recordings")
+            .join(&protocol[0..4])
+            .join(&protocol[4..6])
+            .join(&protocol[6..8])
+            .join(format!("{protocol}.wav"))
+    }
+
     /// Starts the binary with a fresh SQLite and free ports, and waits until
     /// both the API and the SIP listener (OPTIONS over UDP) answer.
     pub async fn start(extra_env: &[(&str, &str)]) -> Service {

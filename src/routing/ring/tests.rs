@@ -16,27 +16,7 @@ pub(super) fn monday_noon() -> Timestamp {
 }
 
 pub(super) fn dept(id: Id) -> Department {
-    Department {
-        id,
-        name: format!("d{id}"),
-        description: String::new(),
-        active: true,
-        order: 0,
-        pabx_code: None,
-        ring_strategy: RingStrategy::Simultaneous,
-        ring_target: RingTarget::All,
-        ring_count: None,
-        agent_ring_timeout_s: 15,
-        ring_timeout_s: 30,
-        overflow_department_id: None,
-        close_on_hangup: false,
-        record: true,
-        period_id: None,
-        after_hours: None,
-        auto_pause_after_missed: None,
-        created_at: Timestamp::default(),
-        updated_at: Timestamp::default(),
-    }
+    crate::domain::fixtures::department(id)
 }
 
 fn sequential(id: Id) -> Department {
@@ -46,13 +26,7 @@ fn sequential(id: Id) -> Department {
     }
 }
 
-pub(super) fn member(department_id: Id) -> Membership {
-    Membership {
-        department_id,
-        receives_calls: true,
-        responsible: false,
-    }
-}
+pub(super) use crate::domain::fixtures::member;
 
 /// An available agent of `departments`, idle since `idle` minutes after
 /// midnight (`None`: never had a call).

@@ -17,8 +17,7 @@ use super::*;
 use crate::calls::live::{CallControl, LiveCalls};
 use crate::calls::plan::CallPlan;
 use crate::domain::{
-    Agent, AttendanceChange, Department, Extension, Membership, Presence, Registration,
-    RingStrategy, RingTarget, Trunk,
+    Agent, AttendanceChange, Department, Extension, Registration, Trunk, fixtures,
 };
 use crate::routing::MissedCalls;
 use crate::sip::dialog::CounterIds;
@@ -35,62 +34,18 @@ pub(super) fn wall0() -> Timestamp {
 
 pub(super) fn department(id: Id, code: u16) -> Department {
     Department {
-        id,
-        name: format!("d{id}"),
-        description: String::new(),
-        active: true,
-        order: 0,
         pabx_code: Some(code),
-        ring_strategy: RingStrategy::Simultaneous,
-        ring_target: RingTarget::All,
-        ring_count: None,
-        agent_ring_timeout_s: 15,
-        ring_timeout_s: 30,
-        overflow_department_id: None,
         close_on_hangup: true,
-        record: true,
-        period_id: None,
-        after_hours: None,
-        auto_pause_after_missed: None,
-        created_at: wall0(),
-        updated_at: wall0(),
+        ..fixtures::department(id)
     }
 }
 
 fn agent(id: Id, extension_id: Id, departments: &[Id]) -> Agent {
-    Agent {
-        id,
-        name: format!("a{id}"),
-        extension_id: Some(extension_id),
-        active: true,
-        departments: departments
-            .iter()
-            .map(|d| Membership {
-                department_id: *d,
-                receives_calls: true,
-                responsible: false,
-            })
-            .collect(),
-        pause: None,
-        presence: Presence::Available,
-        busy: false,
-        created_at: wall0(),
-        updated_at: wall0(),
-    }
+    fixtures::agent(id, Some(extension_id), departments)
 }
 
 fn extension(id: Id, number: &str) -> Extension {
-    Extension {
-        id,
-        number: number.into(),
-        display_name: String::new(),
-        digest_algorithms: Vec::new(),
-        agent_id: None,
-        active: true,
-        follow_me: Default::default(),
-        created_at: wall0(),
-        updated_at: wall0(),
-    }
+    fixtures::extension(id, number, true)
 }
 
 fn trunk() -> Trunk {

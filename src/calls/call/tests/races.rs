@@ -280,7 +280,7 @@ fn api_hang_up_closes_api_and_api_transfer_of_unknown_target_is_refused() {
 #[test]
 fn overflow_rings_one_agent_at_a_time_then_the_overflow_department() {
     let mut d1 = department(1, 700);
-    d1.ring_strategy = RingStrategy::Overflow;
+    d1.ring_strategy = crate::domain::RingStrategy::Overflow;
     d1.agent_ring_timeout_s = 5;
     d1.overflow_department_id = Some(2);
     let mut sim = Sim::start(
