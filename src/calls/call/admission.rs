@@ -14,7 +14,7 @@ use super::{
 };
 use crate::calls::trace::TraceDirection;
 use crate::domain::{CallSource, Direction, Timestamp};
-use crate::sip::dialog::{Dialog, IdSource};
+use crate::sip::dialog::IdSource;
 use crate::sip::message::response_to;
 use crate::store::NewAttendance;
 
@@ -243,14 +243,9 @@ impl Call {
         tracing::info!(protocol = %self.protocol, call_id = %self.call_id, caller = %self.caller_number, callee = %self.callee, "call opened");
         let raw = self.caller.invite.to_bytes();
         self.trace(TraceDirection::In, self.caller_peer(), raw);
-        let ringing = Dialog::dialog_response(
-            &self.caller.invite,
-            180,
-            &self.caller.to_tag,
-            &self.caller.local.contact,
-        )
-        .ok()
-        .and_then(|b| b.build().ok());
+        let ringing = self
+            .caller_dialog_response(180)
+            .and_then(|b| b.build().ok());
         if let Some(r) = ringing {
             let key = self.caller.key.clone();
             self.respond(&key, r, self.caller_peer());

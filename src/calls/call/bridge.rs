@@ -57,14 +57,7 @@ impl Call {
             self.fail("agent's SDP cannot be rewritten");
             return;
         };
-        let ok = Dialog::dialog_response(
-            &self.caller.invite,
-            200,
-            &self.caller.to_tag,
-            &self.caller.local.contact,
-        )
-        .ok()
-        .and_then(|b| {
+        let ok = self.caller_dialog_response(200).and_then(|b| {
             b.header("Allow", ALLOW)
                 .body("application/sdp", body)
                 .build()

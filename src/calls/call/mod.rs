@@ -438,6 +438,18 @@ impl Call {
         }));
     }
 
+    /// A response of the caller's dialog (To tag, our Contact) to its
+    /// INVITE: the 180 and the 200.
+    fn caller_dialog_response(&self, status: u16) -> Option<crate::sip::message::MessageBuilder> {
+        Dialog::dialog_response(
+            &self.caller.invite,
+            status,
+            &self.caller.to_tag,
+            &self.caller.local.contact,
+        )
+        .ok()
+    }
+
     fn caller_peer(&self) -> (SocketAddr, Transport) {
         (self.caller.source, self.caller.transport)
     }
