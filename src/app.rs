@@ -1,5 +1,12 @@
-//! The running service's shared state: what the API, and later the SIP and
-//! AMI tasks, all need. Cheap to clone.
+//! The admin API's state (its axum state): the store, settings, ACL,
+//! metrics, draining flag, registrations view, credentials, AMI handle,
+//! numbering-plan changes, live calls, SIP traces and ledger. Cheap to clone.
+//!
+//! Only the API (and start-up in `crate::service`) uses it. The SIP
+//! stack, signalling, the call engine and the AMI client take narrow
+//! handles instead (`crate::signalling::Handles`,
+//! [`crate::calls::CallHandles`], [`crate::ami::AmiHandles`]), which
+//! `crate::service` builds from the same shared parts this holds.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, RwLock};
@@ -16,6 +23,9 @@ use crate::signalling::registry::Credentials;
 use crate::sip::registrar::Credential;
 use crate::store::{Store, StoreError};
 
+/// The API's state, assembled from the same handles the other layers are
+/// given one by one (see the module documentation). Not to be passed to
+/// anything but the API: give a layer the handles it needs instead.
 #[derive(Clone)]
 pub struct App(Arc<Inner>);
 
