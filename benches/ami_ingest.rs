@@ -178,7 +178,10 @@ async fn client_bench(body: &str, per_call: usize, calls: usize) {
     let (tx, rx) = std_mpsc::channel();
     std::thread::spawn(move || server(listener, rx));
     let (stop, stop_rx) = tokio::sync::watch::channel(false);
-    let client = tokio::spawn(pbx_bridge::ami::client::run(app.clone(), stop_rx));
+    let client = tokio::spawn(pbx_bridge::ami::client::run(
+        pbx_bridge::service::ami_handles(&app),
+        stop_rx,
+    ));
     let handle = app.ami().clone();
     while !handle.status().connected {
         tokio::time::sleep(Duration::from_millis(5)).await;

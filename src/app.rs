@@ -1,5 +1,12 @@
-//! The running service's shared state: what the API, and later the SIP and
-//! AMI tasks, all need. Cheap to clone.
+//! The admin API's state (its axum state): the store, settings, ACL,
+//! metrics, draining flag, registrations view, credentials, AMI handle,
+//! numbering-plan changes, live calls, SIP traces and ledger. Cheap to clone.
+//!
+//! Only the API (and start-up in `crate::service`) uses it. The SIP
+//! stack, signalling, the call engine and the AMI client take narrow
+//! handles instead (`crate::signalling::Handles`,
+//! [`crate::calls::CallHandles`], [`crate::ami::AmiHandles`]), which
+//! `crate::service` builds from the same shared parts this holds.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, RwLock};
@@ -9,11 +16,16 @@ use crate::calls::{LiveCalls, SipTraces};
 use crate::config::Settings;
 use crate::domain::{AclAction, AclApplies, AclRule, Registrations};
 use crate::ledger::Ledger;
+use crate::plan_changes::PlanChanges;
+use crate::registrations::RegistrationsView;
 use crate::signalling::drain::DrainFlag;
-use crate::signalling::registry::{Credentials, RegistrationsView};
+use crate::signalling::registry::Credentials;
 use crate::sip::registrar::Credential;
 use crate::store::{Store, StoreError};
 
+/// The API's state, assembled from the same handles the other layers are
+/// given one by one (see the module documentation). Not to be passed to
+/// anything but the API: give a layer the handles it needs instead.
 #[derive(Clone)]
 pub struct App(Arc<Inner>);
 
@@ -41,7 +53,7 @@ struct Inner {
     /// Generation of the numbering plan (extensions, agents, departments,
     /// trunks), bumped by every API change so the call engines re-read it
     /// at once instead of at their next periodic refresh.
-    numbering_plan: tokio::sync::watch::Sender<u64>,
+    numbering_plan: PlanChanges,
     /// The calls in progress on this node.
     calls: LiveCalls,
     /// The SIP messages of live and recently ended calls.
@@ -73,7 +85,7 @@ impl App {
             registrations: RegistrationsView::default(),
             credentials: Credentials::default(),
             ami: AmiHandle::new(),
-            numbering_plan: tokio::sync::watch::Sender::new(0),
+            numbering_plan: PlanChanges::new(),
             calls: LiveCalls::new(),
             traces: SipTraces::new(TRACE_MESSAGES_PER_CALL, TRACE_ENDED_CALLS, TRACE_KEEP_FOR),
         }))
@@ -170,9 +182,7 @@ impl App {
 
     /// The numbering plan changed in the database (after the write).
     pub fn numbering_plan_changed(&self) {
-        self.0
-            .numbering_plan
-            .send_modify(|g| *g = g.wrapping_add(1));
+        self.0.numbering_plan.changed();
     }
 
     /// Wakes (`changed()`) after every [`App::numbering_plan_changed`].
@@ -180,9 +190,15 @@ impl App {
         self.0.numbering_plan.subscribe()
     }
 
+    /// The numbering plan's change handle itself, for the layers that
+    /// only need it (calls, AMI).
+    pub fn plan_changes(&self) -> &PlanChanges {
+        &self.0.numbering_plan
+    }
+
     /// The plan generation now (see [`App::numbering_plan_changed`]).
     pub fn numbering_plan_generation(&self) -> u64 {
-        *self.0.numbering_plan.borrow()
+        self.0.numbering_plan.generation()
     }
 
     /// Where extension `number` is registered (its bindings), for calls.

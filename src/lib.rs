@@ -11,6 +11,8 @@ pub mod config;
 pub mod domain;
 pub mod ledger;
 pub mod media;
+pub mod plan_changes;
+pub mod registrations;
 pub mod routing;
 pub mod service;
 pub mod signalling;

@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::app::App;
-use crate::calls::CallEngine;
+use crate::calls::{CallEngine, CallHandles, CallSettings};
 use crate::config::Settings;
 use crate::domain::AclApplies;
 use crate::domain::{ApiTokenInput, Scope};
@@ -117,7 +117,7 @@ impl Service {
         let (transport, inbound) = self.sip;
         let signalling = signalling(&app, transport, inbound).await?;
         let mut sip = tokio::spawn(signalling.run(shutdown.clone()));
-        let ami = tokio::spawn(crate::ami::client::run(app.clone(), shutdown.clone()));
+        let ami = tokio::spawn(crate::ami::client::run(ami_handles(&app), shutdown.clone()));
         tracing::info!(sip = %app.sip_addr().map(|a| a.to_string()).unwrap_or_default(), "SIP listening (UDP and TCP)");
         tracing::info!(http = %http_addr, "admin API listening");
         let router = crate::api::router(app.clone());
@@ -200,9 +200,8 @@ async fn recover_calls(store: &Store, settings: &Settings) {
 
 /// Wires SIP: the stack over the bound transport (the ACL as its address
 /// filter), the call engine, and the signalling transaction user that
-/// drives both. `CallEngine::new` still takes the whole `App` (the call
-/// tasks read the store, settings, live calls, traces and registrations
-/// through it); signalling itself gets only narrow handles.
+/// drives both. The call engine and signalling get only narrow handles,
+/// taken from the `App`'s parts (the API shares the same ones).
 async fn signalling(
     app: &App,
     transport: SipTransport,
@@ -234,7 +233,7 @@ async fn signalling(
         filter,
     );
     let (calls, commands) = CallEngine::new(
-        app.clone(),
+        call_handles(app),
         rtp_ports,
         local_party(sip_addr, Transport::Udp),
         local_party(sip_addr, Transport::Tcp),
@@ -247,6 +246,36 @@ async fn signalling(
         store: app.store().clone(),
     };
     Ok(Signalling::new(stack, config, handles, calls, commands))
+}
+
+/// What the call engine needs, from the `App`'s parts.
+fn call_handles(app: &App) -> CallHandles {
+    let s = app.settings();
+    CallHandles {
+        store: app.store().clone(),
+        ledger: app.ledger().clone(),
+        live_calls: app.calls().clone(),
+        traces: app.traces().clone(),
+        registrations: app.registrations_view().clone(),
+        plan_changes: app.plan_changes().clone(),
+        settings: CallSettings {
+            node_id: s.node_id.clone(),
+            media_address: s.media_address,
+            rtp_timeout: s.rtp_timeout,
+            recordings_dir: s.recordings_dir.clone(),
+        },
+    }
+}
+
+/// What the AMI client needs, from the `App`'s parts (the API shares the
+/// same [`crate::ami::AmiHandle`] and plan-change handle).
+pub fn ami_handles(app: &App) -> crate::ami::AmiHandles {
+    crate::ami::AmiHandles {
+        store: app.store().clone(),
+        time_zone: app.settings().time_zone,
+        ami: app.ami().clone(),
+        plan_changes: app.plan_changes().clone(),
+    }
 }
 
 /// The registrar's settings, with the nonce key kept in the database so

@@ -8,11 +8,12 @@
 //! [`AmiHandle::config_changed`] is poked (`PUT`/`PATCH /pbx`); with
 //! `pbx.enabled = false` the client logs off and stays idle. The numbering
 //! plan ([`CallDirectory`]) is re-read periodically, and at once when the
-//! API changes it ([`App::numbering_plan_changed`]).
+//! API changes it ([`PlanChanges::changed`]).
 //!
-//! The API reaches the running client through the [`AmiHandle`] kept in
-//! [`App`]: its status (for `/readyz`, `/api/v1/pbx/status`, metrics) and
-//! the actions it may send (`Originate`, `Redirect`).
+//! The client takes only narrow handles ([`AmiHandles`]). The API reaches
+//! the running client through the same [`AmiHandle`]: its status (for
+//! `/readyz`, `/api/v1/pbx/status`, metrics) and the actions it may send
+//! (`Originate`, `Redirect`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -31,8 +32,8 @@ use super::correlator::ActionOutcome;
 use super::follow::Follower;
 use super::session::{Backoff, Output, Session, SessionConfig, SessionState};
 use super::tracker::{CallDecision, Tracker, TrackerConfig};
-use crate::app::App;
-use crate::store::CallDirectory;
+use crate::plan_changes::PlanChanges;
+use crate::store::{CallDirectory, Store};
 
 /// Timings and dialplan names of the client. The defaults suit production;
 /// tests shorten the timings with [`AmiHandle::set_tuning`] before start.
@@ -305,27 +306,41 @@ enum ToFollower {
     Directory(CallDirectory),
 }
 
+/// What the AMI client needs from the rest of the service.
+#[derive(Clone)]
+pub struct AmiHandles {
+    /// The PBX connection, the numbering plan, and where the followed
+    /// calls' attendances are written.
+    pub store: Store,
+    /// The time zone of protocol dates.
+    pub time_zone: chrono_tz::Tz,
+    /// The client's status and action channel, shared with the API.
+    pub ami: AmiHandle,
+    /// Re-read the numbering plan at once when it changes.
+    pub plan_changes: PlanChanges,
+}
+
 /// Runs the client until `shutdown` turns true; logs off on the way out.
-pub async fn run(app: App, mut shutdown: watch::Receiver<bool>) {
-    let handle = app.ami().clone();
+pub async fn run(handles: AmiHandles, mut shutdown: watch::Receiver<bool>) {
+    let handle = handles.ami.clone();
     let Some(mut commands) = lock(&handle.0.receiver).take() else {
         tracing::error!("AMI client already running");
         return;
     };
     let (follow_tx, follow_rx) = mpsc::unbounded_channel();
     let follower = tokio::spawn(follow(
-        Follower::new(app.store().clone(), app.settings().time_zone),
+        Follower::new(handles.store.clone(), handles.time_zone),
         follow_rx,
         handle.clone(),
     ));
     let mut client = Client {
-        app: app.clone(),
+        store: handles.store.clone(),
         handle: handle.clone(),
         tracker: Tracker::new(TrackerConfig::new()),
         follow: follow_tx,
         tuning: handle.tuning(),
         directory_read: None,
-        plan: app.numbering_plan_watch(),
+        plan: handles.plan_changes.subscribe(),
         pending: HashMap::new(),
         decisions: Vec::new(),
     };
@@ -512,7 +527,7 @@ enum Exit {
 }
 
 struct Client {
-    app: App,
+    store: Store,
     handle: AmiHandle,
     tracker: Tracker,
     follow: mpsc::UnboundedSender<ToFollower>,
@@ -533,7 +548,7 @@ struct Conn {
 
 impl Client {
     async fn target(&self) -> Target {
-        let store = self.app.store();
+        let store = &self.store;
         let pbx = match store.get_pbx().await {
             Ok(p) => p,
             Err(e) => {
@@ -589,7 +604,7 @@ impl Client {
     async fn refresh_directory(&mut self) {
         // Seen before reading: a change during the read triggers another.
         self.plan.borrow_and_update();
-        match self.app.store().call_directory().await {
+        match self.store.call_directory().await {
             Ok(dir) => {
                 let t = &self.tuning;
                 let mut cfg = TrackerConfig::new();

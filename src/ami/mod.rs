@@ -33,7 +33,7 @@ pub mod tracker;
 mod tests;
 
 pub use action::{Action, ActionIds, EncodeError};
-pub use client::{AmiActionError, AmiHandle, AmiStatus, AmiTuning};
+pub use client::{AmiActionError, AmiHandle, AmiHandles, AmiStatus, AmiTuning};
 pub use codec::{Banner, DecodeError, Decoder, DecoderLimits, Frame};
 pub use correlator::{
     ActionFailure, ActionOutcome, Completion, Correlated, Correlator, FailureReason,

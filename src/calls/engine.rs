@@ -7,10 +7,9 @@ use std::sync::Arc;
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 
 use super::call::IncomingCall;
-use super::services::Services;
+use super::services::{CallHandles, Services};
 use super::signal::{CallInput, Command, Outbox};
 use super::task;
-use crate::app::App;
 use crate::media::ports::PortPool;
 use crate::sip::dialog::LocalParty;
 use crate::sip::transaction::TransactionKey;
@@ -36,14 +35,15 @@ struct Route {
 impl CallEngine {
     /// `udp`/`tcp`: how the bridge names itself on each transport (Via,
     /// Contact). The receiver carries the calls' commands to the endpoint.
+    /// `handles`: what the calls share with the rest of the service.
     pub fn new(
-        app: App,
+        handles: CallHandles,
         ports: PortPool,
         udp: LocalParty,
         tcp: LocalParty,
     ) -> (CallEngine, UnboundedReceiver<(u64, Command)>) {
         let (commands, rx) = mpsc::unbounded_channel();
-        let services = Arc::new(Services::new(app, ports, udp, tcp));
+        let services = Arc::new(Services::new(handles, ports, udp, tcp));
         let engine = CallEngine {
             services,
             commands,

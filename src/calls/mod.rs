@@ -19,6 +19,7 @@ pub use call::{CallConfig, CallEnv, Control, IncomingCall, Input, MediaOp, Outpu
 pub use engine::CallEngine;
 pub use live::{CallControl, CallState, LegRole, LegState, LiveCall, LiveCalls, LiveLeg};
 pub use plan::CallPlan;
+pub use services::{CallHandles, CallSettings};
 pub use signal::{CallInput, Command};
 /// The header that carries the attendance protocol on every INVITE the
 /// bridge sends for a call (SPEC §4).

@@ -1,7 +1,8 @@
 //! The call plan: what the call engine decides on, read from the database
 //! in one go and kept in memory, so an INVITE never waits on more than the
 //! attendance insert. Reloaded when the API changes the numbering plan,
-//! agents, periods or holidays (the [`crate::app::App`] generation watch),
+//! agents, periods or holidays (the [`crate::plan_changes::PlanChanges`]
+//! generation),
 //! and every few seconds for changes made by other nodes.
 
 use std::collections::{HashMap, HashSet};
@@ -14,7 +15,7 @@ use crate::store::{Store, StoreError, all_pages};
 /// A snapshot of everything calls are routed by.
 #[derive(Debug, Clone, Default)]
 pub struct CallPlan {
-    /// The `App` generation this snapshot was read at.
+    /// The plan generation this snapshot was read at.
     pub generation: u64,
     departments: Vec<Department>,
     periods: Vec<Period>,

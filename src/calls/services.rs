@@ -1,19 +1,62 @@
 //! What every call task of the node shares: the numbering plan kept in
 //! memory, RTP ports, how the bridge names itself, missed-call counts and
-//! agents' idle times, and the app's live-call table, traces, registrations
-//! and ledger.
+//! agents' idle times, and the handles the service gives the calls
+//! ([`CallHandles`]: live-call table, traces, registrations, ledger…).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use super::live::LiveCalls;
 use super::plan::CallPlan;
-use crate::app::App;
+use super::trace::SipTraces;
 use crate::domain::{Id, Timestamp};
+use crate::ledger::Ledger;
 use crate::media::ports::PortPool;
+use crate::plan_changes::PlanChanges;
+use crate::registrations::RegistrationsView;
 use crate::routing::MissedCalls;
 use crate::sip::dialog::LocalParty;
 use crate::sip::transaction::Transport;
+use crate::store::Store;
+
+/// What the call engine needs from the rest of the service, and nothing
+/// more. Every handle is cheap to clone and shared with its owner.
+#[derive(Clone)]
+pub struct CallHandles {
+    /// Only for the plan keeper's background reads and auto-pauses: a
+    /// call never waits on the database but for its attendance insert
+    /// (through the ledger).
+    pub store: Store,
+    /// Where calls open and change their attendances.
+    pub ledger: Ledger,
+    /// The calls in progress on this node (the API shows and controls them).
+    pub live_calls: LiveCalls,
+    /// The SIP messages of live and recently ended calls.
+    pub traces: SipTraces,
+    /// Where extensions are registered (the registrar publishes it).
+    pub registrations: RegistrationsView,
+    /// The numbering plan's generation: read before a call, bumped after
+    /// an auto-pause.
+    pub plan_changes: PlanChanges,
+    pub settings: CallSettings,
+}
+
+/// The settings calls read.
+#[derive(Debug, Clone)]
+pub struct CallSettings {
+    /// This bridge among those sharing one database.
+    pub node_id: String,
+    /// Where the bridge's RTP sockets bind and what its SDP advertises.
+    pub media_address: IpAddr,
+    /// No RTP this long ends the call.
+    pub rtp_timeout: Duration,
+    /// The root of the recordings.
+    pub recordings_dir: PathBuf,
+}
 
 /// How long a plan read from the database is trusted without a change
 /// signal (changes made by other nodes).
@@ -32,12 +75,12 @@ pub(super) struct PlanKeeper {
 
 impl PlanKeeper {
     /// Starts the keeper (its first read happens at once).
-    pub fn start(app: App) -> Arc<PlanKeeper> {
+    pub fn start(store: Store, changes: PlanChanges) -> Arc<PlanKeeper> {
         let keeper = Arc::new(PlanKeeper {
             current: std::sync::RwLock::new(Arc::new(CallPlan::default())),
             loaded: tokio::sync::watch::Sender::new(0),
         });
-        tokio::spawn(keeper.clone().keep(app));
+        tokio::spawn(keeper.clone().keep(store, changes));
         keeper
     }
 
@@ -58,13 +101,13 @@ impl PlanKeeper {
 
     /// Re-reads the plan whenever the API changes it, and every few
     /// seconds (other nodes' changes). A failed read keeps the old plan.
-    async fn keep(self: Arc<Self>, app: App) {
-        let mut changed = app.numbering_plan_watch();
+    async fn keep(self: Arc<Self>, store: Store, changes: PlanChanges) {
+        let mut changed = changes.subscribe();
         let mut failing = false;
         loop {
             changed.mark_unchanged();
-            let generation = app.numbering_plan_generation();
-            match CallPlan::load(app.store(), generation).await {
+            let generation = changes.generation();
+            match CallPlan::load(&store, generation).await {
                 Ok(plan) => {
                     if failing {
                         tracing::info!("call plan read again from the database");
@@ -92,7 +135,7 @@ impl PlanKeeper {
 
 /// What every call task shares.
 pub(super) struct Services {
-    pub app: App,
+    pub handles: CallHandles,
     pub ports: PortPool,
     udp: LocalParty,
     tcp: LocalParty,
@@ -102,10 +145,15 @@ pub(super) struct Services {
 }
 
 impl Services {
-    pub fn new(app: App, ports: PortPool, udp: LocalParty, tcp: LocalParty) -> Services {
+    pub fn new(
+        handles: CallHandles,
+        ports: PortPool,
+        udp: LocalParty,
+        tcp: LocalParty,
+    ) -> Services {
         Services {
-            plan: PlanKeeper::start(app.clone()),
-            app,
+            plan: PlanKeeper::start(handles.store.clone(), handles.plan_changes.clone()),
+            handles,
             ports,
             udp,
             tcp,

@@ -52,15 +52,15 @@ impl CallEnv for TaskEnv {
     }
 
     fn bindings_of(&self, number: &str) -> Vec<Registration> {
-        self.svc.app.bindings_of(number)
+        self.svc.handles.registrations.bindings_of(number)
     }
 
     fn registered_extensions(&self) -> std::collections::HashSet<String> {
-        self.svc.app.registered_extensions()
+        self.svc.handles.registrations.registered_extensions()
     }
 
     fn busy_agents(&self) -> std::collections::HashSet<Id> {
-        self.svc.app.calls().busy_agents()
+        self.svc.handles.live_calls.busy_agents()
     }
 
     fn idle_times(&self) -> std::collections::HashMap<Id, Timestamp> {
@@ -84,11 +84,11 @@ impl CallEnv for TaskEnv {
     }
 
     fn node(&self) -> String {
-        self.svc.app.settings().node_id.clone()
+        self.svc.handles.settings.node_id.clone()
     }
 
     fn publish(&self, call: LiveCall) {
-        let calls = self.svc.app.calls();
+        let calls = &self.svc.handles.live_calls;
         if self.published.swap(true, Ordering::SeqCst) {
             let id = call.id.clone();
             calls.update(&id, |c| *c = call);
@@ -98,11 +98,11 @@ impl CallEnv for TaskEnv {
     }
 
     fn unpublish(&self, id: &str) {
-        self.svc.app.calls().remove(id);
+        self.svc.handles.live_calls.remove(id);
     }
 
     fn claim(&self, id: &str, leg: LiveLeg) -> bool {
-        self.svc.app.calls().claim(id, leg)
+        self.svc.handles.live_calls.claim(id, leg)
     }
 }
 
@@ -138,7 +138,7 @@ async fn drive(
     mut inputs: UnboundedReceiver<CallInput>,
     incoming: IncomingCall,
 ) {
-    let media_ip = svc.app.settings().media_address;
+    let media_ip = svc.handles.settings.media_address;
     let sockets = async {
         let c = LegSockets::bind(&svc.ports, media_ip).await?;
         let a = LegSockets::bind(&svc.ports, media_ip).await?;
@@ -159,7 +159,10 @@ async fn drive(
     };
     let (control_tx, mut control_rx) = mpsc::unbounded_channel();
     let (ended_tx, mut ended_rx) = mpsc::unbounded_channel();
-    let plan = svc.plan.at_least(svc.app.numbering_plan_generation()).await;
+    let plan = svc
+        .plan
+        .at_least(svc.handles.plan_changes.generation())
+        .await;
     let env = Arc::new(TaskEnv {
         svc: svc.clone(),
         plan,
@@ -268,7 +271,7 @@ impl Driver {
                     peer,
                     transport,
                     bytes,
-                } => self.svc.app.traces().record(
+                } => self.svc.handles.traces.record(
                     call.protocol(),
                     direction,
                     peer,
@@ -278,15 +281,17 @@ impl Driver {
                 Output::OpenAttendance(new) => {
                     let opened = self
                         .svc
-                        .app
-                        .ledger()
+                        .handles
+                        .ledger
                         .open(new)
                         .await
                         .map(|p| p.as_str().to_owned())
                         .map_err(|e| e.to_string());
                     call.handle(Input::Opened(opened), Instant::now());
                 }
-                Output::Attendance(change) => self.svc.app.ledger().record(call.protocol(), change),
+                Output::Attendance(change) => {
+                    self.svc.handles.ledger.record(call.protocol(), change)
+                }
                 Output::Media(op) => self.media(call.protocol(), op).await,
                 Output::PauseAgent { agent, reason } => self.pause(agent, reason),
                 Output::TransferReply(result) => {
@@ -296,7 +301,7 @@ impl Driver {
                 }
                 Output::Finished { linger } => {
                     if !call.protocol().is_empty() {
-                        self.svc.app.traces().end(call.protocol());
+                        self.svc.handles.traces.end(call.protocol());
                     }
                     self.finished = Some(linger);
                 }
@@ -315,7 +320,7 @@ impl Driver {
                     return;
                 };
                 let now = Instant::now();
-                let settings = self.svc.app.settings();
+                let settings = &self.svc.handles.settings;
                 let mut session = MediaSession::new(
                     RelayConfig {
                         dead_media_after: settings.rtp_timeout,
@@ -369,13 +374,13 @@ impl Driver {
         );
         match (&report.recording, &report.recording_path) {
             (Some(Ok(info)), Some(path)) => {
-                let root = &self.svc.app.settings().recordings_dir;
+                let root = &self.svc.handles.settings.recordings_dir;
                 let relative = path
                     .strip_prefix(root)
                     .unwrap_or(path)
                     .to_string_lossy()
                     .into_owned();
-                self.svc.app.ledger().record(
+                self.svc.handles.ledger.record(
                     protocol,
                     AttendanceChange::RecordingAttached {
                         path: relative,
@@ -395,13 +400,14 @@ impl Driver {
     /// Pauses an agent in the background: the call never waits for it,
     /// and a stalled database only delays it.
     fn pause(&self, agent: Id, reason: &'static str) {
-        let app = self.svc.app.clone();
+        let store = self.svc.handles.store.clone();
+        let plan_changes = self.svc.handles.plan_changes.clone();
         tokio::spawn(async move {
             loop {
-                match app.store().pause_agent(agent, reason).await {
+                match store.pause_agent(agent, reason).await {
                     Ok(_) => {
                         tracing::info!(agent, reason, event = "agent.paused", "agent paused");
-                        app.numbering_plan_changed();
+                        plan_changes.changed();
                         return;
                     }
                     Err(crate::store::StoreError::NotFound) => return,

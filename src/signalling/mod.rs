@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 
 use crate::calls::{CallControl, CallEngine, CallInput, Command, IncomingCall, LiveCalls};
+use crate::registrations::RegistrationsView;
 use crate::sip::dialog::LocalParty;
 use crate::sip::message::{Host, Method, SipMessage, Uri, response_to};
 use crate::sip::stack::SipStack;
@@ -30,7 +31,7 @@ use crate::sip::transaction::{TransactionKey, Transport, TuEvent};
 use crate::store::Store;
 
 use drain::{Drain, DrainFlag, DrainStep};
-use registry::{Credentials, RegistrationsView, Registry, RegistryConfig};
+use registry::{Credentials, Registry, RegistryConfig};
 
 /// What the bridge allows (OPTIONS answers and 405s list it).
 pub const ALLOW: &str = "REGISTER, OPTIONS, INVITE, ACK, CANCEL, BYE, REFER, NOTIFY, INFO, UPDATE";

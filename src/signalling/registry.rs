@@ -4,14 +4,15 @@
 //! logs and metrics of failed authentications. The registrar itself
 //! (`crate::sip::registrar`) is sans-IO and knows none of this.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chrono::{TimeZone, Utc};
 
-use crate::domain::{AuthLockout, Registration, Registrations};
+use crate::domain::{AuthLockout, Registration};
+use crate::registrations::RegistrationsView;
 use crate::sip::auth::{Algorithm, LockoutConfig};
 use crate::sip::message::SipMessage;
 use crate::sip::registrar::{
@@ -55,46 +56,6 @@ impl Credentials {
             *c = map;
         }
         Ok(())
-    }
-}
-
-/// The registrar's bindings and lockouts as the API and the calls see
-/// them. Cheap to clone; clones share the same view.
-#[derive(Debug, Clone, Default)]
-pub struct RegistrationsView(Arc<RwLock<Registrations>>);
-
-impl RegistrationsView {
-    /// A copy of the whole view.
-    pub fn snapshot(&self) -> Registrations {
-        self.0.read().map(|r| r.clone()).unwrap_or_default()
-    }
-
-    pub fn update(&self, f: impl FnOnce(&mut Registrations)) {
-        if let Ok(mut r) = self.0.write() {
-            f(&mut r);
-        }
-    }
-
-    /// Where extension `number` is registered (its bindings).
-    pub fn bindings_of(&self, number: &str) -> Vec<Registration> {
-        self.0
-            .read()
-            .map(|r| {
-                r.items
-                    .iter()
-                    .filter(|b| b.extension == number)
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default()
-    }
-
-    /// The extensions registered now.
-    pub fn registered_extensions(&self) -> HashSet<String> {
-        self.0
-            .read()
-            .map(|r| r.items.iter().map(|b| b.extension.clone()).collect())
-            .unwrap_or_default()
     }
 }
 
