@@ -1,4 +1,4 @@
-//! The endpoint's side of the B2BUA: which call owns which Call-ID and
+//! Signalling's side of the B2BUA: which call owns which Call-ID and
 //! client transaction, and starting a task per new call.
 
 use std::collections::HashMap;
@@ -14,7 +14,7 @@ use crate::media::ports::PortPool;
 use crate::sip::dialog::LocalParty;
 use crate::sip::transaction::TransactionKey;
 
-/// Routes the SIP endpoint's messages to call tasks.
+/// Routes signalling's messages to call tasks.
 pub struct CallEngine {
     services: Arc<Services>,
     commands: UnboundedSender<(u64, Command)>,
@@ -28,13 +28,13 @@ struct Route {
     input: UnboundedSender<CallInput>,
     call_ids: Vec<String>,
     /// The client transactions it started (some may be gone already), so
-    /// forgetting a call never scans every transaction of the endpoint.
+    /// forgetting a call never scans every transaction of signalling.
     transactions: Vec<TransactionKey>,
 }
 
 impl CallEngine {
     /// `udp`/`tcp`: how the bridge names itself on each transport (Via,
-    /// Contact). The receiver carries the calls' commands to the endpoint.
+    /// Contact). The receiver carries the calls' commands to signalling.
     /// `handles`: what the calls share with the rest of the service.
     pub fn new(
         handles: CallHandles,

@@ -1,5 +1,5 @@
-//! What flows between the SIP endpoint and a call task: the messages of
-//! the call's legs in, the messages to send out. The endpoint owns the
+//! What flows between signalling and a call task: the messages of
+//! the call's legs in, the messages to send out. Signalling owns the
 //! transaction layer; a call never touches it directly.
 
 use std::net::SocketAddr;
@@ -20,7 +20,7 @@ pub enum CallInput {
         source: SocketAddr,
         transport: Transport,
     },
-    /// The caller CANCELled its INVITE (the endpoint answered the CANCEL).
+    /// The caller CANCELled its INVITE (signalling answered the CANCEL).
     Cancelled,
     /// An ACK for a 2xx the call sent.
     Ack { request: SipMessage },
@@ -32,7 +32,7 @@ pub enum CallInput {
     TransactionFailed { key: TransactionKey },
 }
 
-/// What a call asks the endpoint to do.
+/// What a call asks signalling to do.
 #[derive(Debug)]
 pub enum Command {
     /// Send a request through a new client transaction (its Call-ID is
@@ -57,7 +57,7 @@ pub enum Command {
     Ended,
 }
 
-/// A call's way to the endpoint: its commands, tagged with its id.
+/// A call's way to signalling: its commands, tagged with its id.
 #[derive(Debug, Clone)]
 pub struct Outbox {
     id: u64,
@@ -70,7 +70,7 @@ impl Outbox {
     }
 
     pub(super) fn send(&self, command: Command) {
-        // The endpoint is gone only at shutdown; nothing is left to send to.
+        // Signalling is gone only at shutdown; nothing is left to send to.
         let _ = self.tx.send((self.id, command));
     }
 }

@@ -1,7 +1,7 @@
 //! The thin tokio driver of one [`Call`]: it binds the call's RTP ports,
 //! feeds the call its inputs (SIP messages, API orders, media ending,
 //! ticks at [`Call::poll_timeout`]) with the time, and carries out its
-//! outputs: SIP commands to the endpoint, the media relay and recording,
+//! outputs: SIP commands to signalling, the media relay and recording,
 //! attendance changes to the ledger (durable on the node; the database
 //! gets them later, so nothing here waits on it), traces, pauses.
 

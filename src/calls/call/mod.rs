@@ -109,7 +109,7 @@ pub enum MediaOp {
 /// What the driver must do, in order.
 #[derive(Debug)]
 pub enum Output {
-    /// A SIP message to send through the endpoint.
+    /// A SIP message to send through signalling (and the SIP stack).
     Sip(Command),
     /// A message for the call's SIP trace (`/calls/{id}/sip-trace`).
     Trace {
