@@ -294,6 +294,10 @@ impl Driver {
                 }
                 Output::Media(op) => self.media(call.protocol(), op).await,
                 Output::PauseAgent { agent, reason } => self.pause(agent, reason),
+                Output::SetupMark { stage, since } => {
+                    metrics::histogram!("pbx_call_setup_seconds", "stage" => stage)
+                        .record(since.elapsed().as_secs_f64());
+                }
                 Output::TransferReply(result) => {
                     if let Some(reply) = self.replies.pop_front() {
                         let _ = reply.send(result);

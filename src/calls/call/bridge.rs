@@ -86,9 +86,11 @@ impl Call {
         }));
         let key = self.caller.key.clone();
         self.answer_2xx(Side::Caller, &key, ok);
-        if let Some(t) = self.answer_received.take() {
-            metrics::histogram!("pbx_call_setup_seconds", "stage" => "answer_to_caller")
-                .record(self.now.saturating_duration_since(t).as_secs_f64());
+        if let Some(since) = self.answer_received.take() {
+            self.out(Output::SetupMark {
+                stage: "answer_to_caller",
+                since,
+            });
         }
         self.answered_at = Some(at);
         tracing::info!(protocol = %self.protocol, agent = ?agent, "call answered");

@@ -129,6 +129,14 @@ pub enum Output {
         agent: Id,
         reason: &'static str,
     },
+    /// Setup latency: the SIP message just before this one left; record
+    /// how long after `since` (the INVITE's, or the winning 200's, arrival)
+    /// it was carried out. Measured by the driver, on the real clock: the
+    /// core's own time does not move while it handles one input.
+    SetupMark {
+        stage: &'static str,
+        since: Instant,
+    },
     /// The answer to [`Control::Transfer`].
     TransferReply(Result<(), String>),
     /// The call is over. With `linger`, late messages of its legs still

@@ -102,9 +102,11 @@ impl Call {
             return Err(ForkRefused::Busy);
         }
         self.send_request(invite, fork.destination, fork.transport);
-        if let Some(at) = self.received.take() {
-            metrics::histogram!("pbx_call_setup_seconds", "stage" => "invite_to_fork")
-                .record(self.now.saturating_duration_since(at).as_secs_f64());
+        if let Some(since) = self.received.take() {
+            self.out(Output::SetupMark {
+                stage: "invite_to_fork",
+                since,
+            });
         }
         self.forks.push(fork);
         Ok(self.forks.len() - 1)
