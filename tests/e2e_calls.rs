@@ -973,3 +973,36 @@ async fn calls_work_over_tcp() {
     check_recording(&pbx.recording(a["protocol"].as_str().unwrap()), &a);
     phone.finish(10 * SECS);
 }
+
+/// A carrier's call is routed by its DID (the trunk's `did_routes`) to a
+/// department; an unknown DID gets 404 and opens no protocol.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_did_routes_a_carrier_call_to_its_department() {
+    let pbx = Pbx::start().await;
+    let dept = pbx
+        .department(json!({"name": "Vendas", "pabx_code": 880, "close_on_hangup": true}))
+        .await;
+    pbx.agent("1881", &[dept]).await;
+    let (_, trunks) = pbx.svc.api(Method::GET, "/trunks", None).await;
+    let trunk = trunks["items"][0]["id"].as_i64().unwrap();
+    let (s, b) = pbx
+        .svc
+        .api(
+            Method::PATCH,
+            &format!("/trunks/{trunk}"),
+            Some(json!({"did_routes": [{"did": "+551140008800", "department_id": dept}]})),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let mut phone = pbx.phone("1881").answer_after(0.3).spawn();
+    let mut lost = pbx.caller("551199990000").expect_status(404).spawn();
+    assert_eq!(lost.wait(30 * SECS), 0, "unknown DID:\n{}", lost.log());
+    assert!(pbx.attendances().await.is_empty(), "no protocol for it");
+    let mut caller = pbx.caller("551140008800").hangup_after(1.0).spawn();
+    assert_eq!(caller.wait(30 * SECS), 0, "caller:\n{}", caller.log());
+    let a = pbx.closed().await;
+    assert_eq!(a["department_id"], dept, "{a}");
+    assert_eq!(a["callee"], "551140008800", "{a}");
+    assert_eq!(a["close_reason"], "caller_hangup", "{a}");
+    phone.finish(10 * SECS);
+}

@@ -127,6 +127,8 @@ struct Table {
     agents: HashMap<i64, usize>,
     /// Extension number → number of live legs it is on.
     extensions: HashMap<String, usize>,
+    /// Trunk → channels its calls hold (`max_channels`).
+    trunk_channels: HashMap<i64, u32>,
 }
 
 fn count_in<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, keys: Vec<K>) {
@@ -282,6 +284,35 @@ impl LiveCalls {
     /// Extension numbers with a leg not ended in any live call.
     pub fn busy_extensions(&self) -> HashSet<String> {
         self.read().extensions.keys().cloned().collect()
+    }
+
+    /// Takes one of `trunk`'s channels unless `max` are held: check and
+    /// take under one lock, so two calls arriving at once never both get
+    /// the last one.
+    pub fn take_trunk_channel(&self, trunk: i64, max: u32) -> bool {
+        let mut t = self.write();
+        let held = t.trunk_channels.entry(trunk).or_default();
+        if *held >= max {
+            return false;
+        }
+        *held += 1;
+        true
+    }
+
+    /// Gives one of `trunk`'s channels back.
+    pub fn release_trunk_channel(&self, trunk: i64) {
+        let mut t = self.write();
+        if let Some(held) = t.trunk_channels.get_mut(&trunk) {
+            *held = held.saturating_sub(1);
+            if *held == 0 {
+                t.trunk_channels.remove(&trunk);
+            }
+        }
+    }
+
+    /// Channels `trunk`'s calls hold now.
+    pub fn trunk_channels(&self, trunk: i64) -> u32 {
+        self.read().trunk_channels.get(&trunk).copied().unwrap_or(0)
     }
 
     pub fn len(&self) -> usize {

@@ -100,6 +100,11 @@ impl CallPlan {
         self.extensions.get(number).filter(|e| e.active)
     }
 
+    /// An active extension by id.
+    pub fn extension_by_id(&self, id: Id) -> Option<&Extension> {
+        self.extensions.values().find(|e| e.id == id && e.active)
+    }
+
     /// The extension number of an agent.
     pub fn agent_extension(&self, agent: Id) -> Option<&str> {
         self.agent_numbers.get(&agent).map(String::as_str)

@@ -104,6 +104,14 @@ impl CallEnv for TaskEnv {
     fn claim(&self, id: &str, leg: LiveLeg) -> bool {
         self.svc.handles.live_calls.claim(id, leg)
     }
+
+    fn take_trunk_channel(&self, trunk: Id, max: u32) -> bool {
+        self.svc.handles.live_calls.take_trunk_channel(trunk, max)
+    }
+
+    fn release_trunk_channel(&self, trunk: Id) {
+        self.svc.handles.live_calls.release_trunk_channel(trunk)
+    }
 }
 
 /// The media of the call: its sockets until the relay starts, then the

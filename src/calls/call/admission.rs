@@ -105,6 +105,7 @@ impl Call {
             received: Some(received),
             answer_received: None,
             attendance_department: None,
+            trunk_channel: None,
             outputs: VecDeque::new(),
         };
         if let Ok(trying) = response_to(&call.caller.invite, 100, None).and_then(|b| b.build()) {
@@ -117,7 +118,7 @@ impl Call {
             Ok(new) => call.out(Output::OpenAttendance(new)),
             Err(refusal) => {
                 call.refuse_before_open(refusal);
-                call.stage = Stage::Finished;
+                call.close_stage();
                 call.out(Output::Finished { linger: false });
             }
         }
@@ -137,7 +138,11 @@ impl Call {
         };
         let dialled = uri.user_text().unwrap_or_default();
         let source = self.caller.source;
-        self.direction = match (&extension, plan.trunk_for(source.ip())) {
+        let trunk = match &extension {
+            Some(_) => None,
+            None => plan.trunk_for(source.ip()),
+        };
+        self.direction = match (&extension, trunk) {
             (Some(_), _) => Direction::Internal,
             (None, Some(_)) => Direction::Inbound,
             (None, None) => {
@@ -145,10 +150,34 @@ impl Call {
                 return Err(Refusal::new(403, Some("Unknown caller")));
             }
         };
-        let target = if let Some(d) = plan.department_by_code(&dialled) {
+        // A carrier's call is routed by its DID (the request-URI user, or
+        // the To user); a PABX code or an extension number dialled as such
+        // still works (Asterisk sends codes).
+        let to_user = invite.to().ok().and_then(|t| t.uri.user_text());
+        let by_did = trunk.and_then(|t| {
+            t.did_routes.iter().find(|r| {
+                same_number(&r.did, &dialled)
+                    || to_user.as_deref().is_some_and(|u| same_number(&r.did, u))
+            })
+        });
+        let target = if let Some(route) = by_did {
+            let department = route.department_id.and_then(|d| plan.department(d));
+            let extension = route.extension_id.and_then(|e| plan.extension_by_id(e));
+            match (department, extension) {
+                (Some(d), _) => Target::Department(d.clone()),
+                (None, Some(e)) => Target::Extension(e.number.clone()),
+                (None, None) => {
+                    tracing::warn!(call_id = %self.call_id, did = %route.did, "the DID's department or extension is gone (or inactive)");
+                    return Err(Refusal::new(404, None));
+                }
+            }
+        } else if let Some(d) = plan.department_by_code(&dialled) {
             Target::Department(d.clone())
         } else if plan.extension(&dialled).is_some() && extension.as_deref() != Some(&dialled) {
             Target::Extension(dialled.clone())
+        } else if let Some(t) = trunk {
+            tracing::warn!(call_id = %self.call_id, trunk = %t.name, %dialled, to = ?to_user, "unknown DID: no route, department or extension");
+            return Err(Refusal::new(404, None));
         } else {
             tracing::info!(call_id = %self.call_id, %dialled, "no department or extension with this number");
             return Err(Refusal::new(404, None));
@@ -165,6 +194,19 @@ impl Call {
                 488,
                 Some("An SDP offer with audio is required"),
             ));
+        }
+        if let Some(t) = trunk
+            && let Some(max) = t.max_channels
+        {
+            if !self.env.take_trunk_channel(t.id, max) {
+                tracing::warn!(call_id = %self.call_id, trunk = %t.name, max, "trunk at max_channels; call refused");
+                return Err(Refusal {
+                    status: 503,
+                    reason: Some("Trunk at capacity"),
+                    retry_after: Some(5),
+                });
+            }
+            self.trunk_channel = Some(t.id);
         }
         self.caller_number = extension.unwrap_or_else(|| user_of(&self.caller.from));
         self.callee = dialled;
@@ -233,7 +275,7 @@ impl Call {
                     reason: Some("Cannot record the call"),
                     retry_after: Some(30),
                 });
-                self.stage = Stage::Finished;
+                self.close_stage();
                 self.out(Output::Finished { linger: false });
                 return;
             }
@@ -270,4 +312,15 @@ impl Call {
         tracing::info!(call_id = %self.call_id, "caller cancelled before ringing");
         self.refuse_caller(487);
     }
+}
+
+/// Whether two telephone numbers are the same, `+` and visual separators
+/// aside (carriers differ in how they spell a DID).
+fn same_number(a: &str, b: &str) -> bool {
+    let digits = |s: &str| -> String {
+        s.chars()
+            .filter(|c| !matches!(c, '+' | '-' | '.' | ' ' | '(' | ')'))
+            .collect()
+    };
+    !a.is_empty() && digits(a) == digits(b)
 }

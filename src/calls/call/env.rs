@@ -39,4 +39,9 @@ pub trait CallEnv: Send + Sync {
     /// Adds `leg` to call `id` unless its agent or extension is on a live
     /// leg already: check and claim under one lock.
     fn claim(&self, id: &str, leg: LiveLeg) -> bool;
+    /// Takes one of trunk `trunk`'s channels unless `max` are in use
+    /// (check and take under one lock).
+    fn take_trunk_channel(&self, trunk: Id, max: u32) -> bool;
+    /// Gives a channel back.
+    fn release_trunk_channel(&self, trunk: Id);
 }

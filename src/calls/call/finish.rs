@@ -88,7 +88,7 @@ impl Call {
         if self.stage == Stage::Finished {
             return;
         }
-        self.stage = Stage::Finished;
+        self.close_stage();
         let ending = self
             .ending
             .clone()

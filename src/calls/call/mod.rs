@@ -297,6 +297,9 @@ pub struct Call {
     answer_received: Option<Instant>,
     /// The department the attendance names now.
     attendance_department: Option<Id>,
+    /// The trunk channel this call holds (`max_channels`), given back when
+    /// the call is over.
+    trunk_channel: Option<Id>,
     outputs: VecDeque<Output>,
 }
 
@@ -368,6 +371,14 @@ impl Call {
                 }
                 _ => {}
             },
+        }
+    }
+
+    /// The call is over: nothing it holds is kept.
+    fn close_stage(&mut self) {
+        self.stage = Stage::Finished;
+        if let Some(trunk) = self.trunk_channel.take() {
+            self.env.release_trunk_channel(trunk);
         }
     }
 

@@ -3,6 +3,7 @@
 //! with the message layer, and a clock that only moves when a test says.
 //! No sockets, no database, no tokio.
 
+mod carriers;
 mod props;
 mod races;
 
@@ -48,7 +49,7 @@ fn extension(id: Id, number: &str) -> Extension {
     fixtures::extension(id, number, true)
 }
 
-fn trunk() -> Trunk {
+pub(super) fn trunk() -> Trunk {
     Trunk {
         id: 1,
         name: "carrier".into(),
@@ -84,6 +85,16 @@ pub(super) fn plan_with_periods(
     periods: Vec<crate::domain::Period>,
     agents: &[&[Id]],
 ) -> CallPlan {
+    plan_full(departments, periods, agents, trunk())
+}
+
+/// A plan whose one trunk (for 127.0.0.0/8) is `trunk`.
+pub(super) fn plan_full(
+    departments: Vec<Department>,
+    periods: Vec<crate::domain::Period>,
+    agents: &[&[Id]],
+    trunk: Trunk,
+) -> CallPlan {
     let extensions: Vec<Extension> = (1..=agents.len() as Id)
         .map(|i| extension(100 + i, &format!("{}", 1000 + i)))
         .collect();
@@ -99,7 +110,7 @@ pub(super) fn plan_with_periods(
         Vec::new(),
         agents,
         extensions,
-        vec![trunk()],
+        vec![trunk],
     )
 }
 
@@ -188,6 +199,13 @@ impl CallEnv for FakeEnv {
     }
     fn claim(&self, id: &str, leg: crate::calls::live::LiveLeg) -> bool {
         self.live.claim(id, leg)
+    }
+    fn take_trunk_channel(&self, trunk: Id, max: u32) -> bool {
+        self.live.take_trunk_channel(trunk, max)
+    }
+
+    fn release_trunk_channel(&self, trunk: Id) {
+        self.live.release_trunk_channel(trunk)
     }
 }
 

@@ -1,7 +1,8 @@
 //! Thousands of random interleavings of what the legs, the API and time
 //! can do to a call: whatever happens, the call never panics, answers the
 //! caller's INVITE with exactly one final response, ends its attendance at
-//! most once (exactly once when it is over), and leaves no agent busy.
+//! most once (exactly once when it is over), and leaves no agent busy
+//! and no trunk channel held.
 
 use std::time::Duration;
 
@@ -74,7 +75,12 @@ proptest! {
 
     #[test]
     fn any_interleaving_keeps_the_call_rules(steps in prop::collection::vec(step(), 1..30)) {
-        let plan = plan(vec![department(1, 700), department(2, 701)], &[&[1], &[1], &[2]]);
+        let plan = plan_full(
+            vec![department(1, 700), department(2, 701)],
+            Vec::new(),
+            &[&[1], &[1], &[2]],
+            Trunk { max_channels: Some(5), ..trunk() },
+        );
         let mut sim = Sim::start(plan, "700");
         for s in &steps {
             apply(&mut sim, s);
@@ -89,6 +95,7 @@ proptest! {
         prop_assert!(sim.ended().is_some(), "the attendance ended");
         prop_assert!(!sim.is_live());
         prop_assert!(sim.env.live.busy_agents().is_empty());
+        prop_assert_eq!(sim.env.live.trunk_channels(1), 0, "the trunk channel is given back");
         let replies = sim.out.iter().filter(|o| matches!(o, Output::TransferReply(_))).count();
         let asked = steps.iter().filter(|s| matches!(s, Step::Transfer)).count();
         prop_assert_eq!(replies, asked, "every API transfer is answered");
