@@ -11,6 +11,7 @@ pub mod config;
 pub mod domain;
 pub mod ledger;
 pub mod media;
+pub mod pbx_peer;
 pub mod plan_changes;
 pub mod registrations;
 pub mod routing;

@@ -232,8 +232,9 @@ async fn signalling(
         StackConfig::new(crate::signalling::ALLOW),
         filter,
     );
+    let pbx_peer = crate::pbx_peer::PbxPeer::default();
     let (calls, commands) = CallEngine::new(
-        call_handles(app),
+        call_handles(app, pbx_peer.clone()),
         rtp_ports,
         local_party(sip_addr, Transport::Udp),
         local_party(sip_addr, Transport::Tcp),
@@ -244,12 +245,13 @@ async fn signalling(
         draining: app.drain_flag().clone(),
         live_calls: app.calls().clone(),
         store: app.store().clone(),
+        pbx_peer,
     };
     Ok(Signalling::new(stack, config, handles, calls, commands))
 }
 
 /// What the call engine needs, from the `App`'s parts.
-fn call_handles(app: &App) -> CallHandles {
+fn call_handles(app: &App, pbx_peer: crate::pbx_peer::PbxPeer) -> CallHandles {
     let s = app.settings();
     CallHandles {
         store: app.store().clone(),
@@ -258,6 +260,7 @@ fn call_handles(app: &App) -> CallHandles {
         traces: app.traces().clone(),
         registrations: app.registrations_view().clone(),
         plan_changes: app.plan_changes().clone(),
+        pbx_peer,
         settings: CallSettings {
             node_id: s.node_id.clone(),
             media_address: s.media_address,

@@ -1006,3 +1006,73 @@ async fn a_did_routes_a_carrier_call_to_its_department() {
     assert_eq!(a["close_reason"], "caller_hangup", "{a}");
     phone.finish(10 * SECS);
 }
+
+/// Asterisk (a SIPp UAS in its SIP role, from `pbx.sip_host:sip_port` over
+/// UDP) sends a department code to the bridge as the rendered `bridge`
+/// endpoint does: From is the calling Asterisk phone, which is also one of
+/// the bridge's extensions, P-Asserted-Identity the customer, and no
+/// credentials. The bridge trusts the PBX (no 407), rings the department,
+/// and the attendance names the customer.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_call_from_the_pbx_needs_no_challenge_and_names_the_asserted_caller() {
+    let pbx = Pbx::start().await;
+    let dept = pbx
+        .department(json!({"name": "Suporte", "pabx_code": 890, "close_on_hangup": true}))
+        .await;
+    pbx.agent("1891", &[dept]).await;
+    // The phone From names is an extension here too: without the PBX's
+    // trust it would be challenged.
+    pbx.agent("1892", &[]).await;
+    let port = peers::free_port();
+    let (s, b) = pbx
+        .svc
+        .api(
+            Method::PUT,
+            "/pbx",
+            Some(json!({
+                "ami_host": "127.0.0.1", "ami_port": peers::free_port(), "ami_username": "bridge",
+                "ami_secret": "an-ami-secret-long-enough", "sip_host": "127.0.0.1",
+                "sip_port": port, "enabled": true
+            })),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    let mut phone = pbx.phone("1891").answer_after(0.3).spawn();
+    std::thread::sleep(Duration::from_millis(500));
+    let dir = tempfile::tempdir().unwrap();
+    let args: Vec<String> = [
+        "-sf",
+        &format!("{}/tests/sipp/pbx_caller.xml", peers::REPO),
+        "-s",
+        "890",
+        "-key",
+        "caller",
+        "1892",
+        "-key",
+        "pai",
+        "551133334444",
+        "-d",
+        "1000",
+        "-i",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-m",
+        "1",
+        "-nostdin",
+        &pbx.svc.sip.to_string(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let (code, out) = peers::run_sipp(dir.path(), &args, 30 * SECS);
+    assert_eq!(
+        code, 0,
+        "Asterisk's call went through without a challenge:\n{out}"
+    );
+    let a = pbx.closed().await;
+    assert_eq!(a["caller"], "551133334444", "{a}");
+    assert_eq!(a["direction"], "inbound", "{a}");
+    assert_eq!(a["department_id"], dept, "{a}");
+    phone.finish(10 * SECS);
+}

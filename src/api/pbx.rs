@@ -42,6 +42,8 @@ async fn write(app: &App, input: PbxInput) -> Result<Json<Pbx>, ApiError> {
     input.validate(current.has_ami_secret)?;
     let stored = app.store().put_pbx(&input).await?;
     app.ami().config_changed();
+    // Calls recognise the PBX's SIP address from the plan.
+    app.numbering_plan_changed();
     Ok(Json(stored))
 }
 

@@ -98,6 +98,11 @@ pub struct Snapshot {
     pub departments: Vec<Department>,
     pub outbound_routes: Vec<OutboundRoute>,
     pub bridge: BridgeAddress,
+    /// The PBX's own SIP address (`pbx.sip_host`), when it is an IP: a
+    /// trunk whose inbound networks hold it is how the bridge once had to
+    /// admit Asterisk, and is never written into Asterisk itself (on one
+    /// host, its `match` would capture every local phone).
+    pub pbx_sip_host: Option<std::net::IpAddr>,
 }
 
 /// The rendered files: (file name, contents), in a fixed order.
@@ -157,6 +162,10 @@ impl<'a> Plan<'a> {
         let mut trunks: Vec<_> = s
             .trunks
             .iter()
+            .filter(|t| {
+                !s.pbx_sip_host
+                    .is_some_and(|pbx| t.trunk.inbound.iter().any(|n| n.contains(&pbx)))
+            })
             .map(|t| (trunk_names[&t.trunk.id].clone(), t))
             .collect();
         trunks.sort_by(|a, b| a.0.cmp(&b.0));
@@ -228,6 +237,7 @@ pub async fn load_snapshot(store: &Store, bridge: BridgeAddress) -> Result<Snaps
         departments: store.all_departments().await?,
         outbound_routes: store.all_outbound_routes().await?,
         bridge,
+        pbx_sip_host: store.get_pbx().await?.sip_host.parse().ok(),
     })
 }
 

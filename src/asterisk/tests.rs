@@ -119,7 +119,26 @@ fn snapshot() -> Snapshot {
         ],
         outbound_routes: vec![mobile, local],
         bridge: BridgeAddress("127.0.0.1:5070".parse::<SocketAddr>().unwrap()),
+        pbx_sip_host: None,
     }
+}
+
+/// A trunk admitting the PBX itself (how Asterisk was once let in) is
+/// never rendered into Asterisk: its `match` would capture local phones.
+#[test]
+fn a_trunk_that_admits_the_pbx_itself_is_not_rendered() {
+    let mut s = snapshot();
+    let mut pbx_trunk = trunk(3, "PBX Itself", false);
+    pbx_trunk.trunk.inbound = vec!["127.0.0.9/32".parse().unwrap()];
+    s.trunks.push(pbx_trunk);
+    s.pbx_sip_host = Some("127.0.0.9".parse().unwrap());
+    let config = render(&s).unwrap();
+    let all: String = config.files.iter().map(|(_, t)| t.as_str()).collect();
+    assert!(!all.contains("PBX Itself"), "{all}");
+    assert!(
+        all.contains("Backup Carrier"),
+        "the carriers are still there"
+    );
 }
 
 fn rendered() -> (String, String) {

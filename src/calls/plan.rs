@@ -8,7 +8,7 @@
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
-use crate::domain::{Agent, Department, Extension, Holiday, Id, Period, Timestamp, Trunk};
+use crate::domain::{Agent, Department, Extension, Holiday, Id, Pbx, Period, Timestamp, Trunk};
 use crate::routing::{AgentEntry, AgentState, Directory};
 use crate::store::{Store, StoreError, all_pages};
 
@@ -27,6 +27,8 @@ pub struct CallPlan {
     /// Active extension number → its agent.
     number_agents: HashMap<String, Id>,
     trunks: Vec<Trunk>,
+    /// The PBX beside the bridge, when enabled.
+    pbx: Option<Pbx>,
 }
 
 impl CallPlan {
@@ -38,6 +40,7 @@ impl CallPlan {
         let extensions =
             all_pages(|a, n| store.list_extensions(a, n), |e: &Extension| e.id).await?;
         let trunks = all_pages(|a, n| store.list_trunks(a, n), |t: &Trunk| t.id).await?;
+        let pbx = store.get_pbx().await?;
         Ok(CallPlan::from_parts(
             generation,
             departments,
@@ -46,7 +49,8 @@ impl CallPlan {
             agents,
             extensions,
             trunks,
-        ))
+        )
+        .with_pbx(pbx.enabled.then_some(pbx)))
     }
 
     /// A plan from its rows (the database's, or a test's).
@@ -82,7 +86,19 @@ impl CallPlan {
             agent_numbers,
             number_agents,
             trunks,
+            pbx: None,
         }
+    }
+
+    /// The plan with the PBX beside the bridge (`None`: none enabled).
+    pub fn with_pbx(mut self, pbx: Option<Pbx>) -> CallPlan {
+        self.pbx = pbx;
+        self
+    }
+
+    /// The PBX beside the bridge, when enabled.
+    pub fn pbx(&self) -> Option<&Pbx> {
+        self.pbx.as_ref()
     }
 
     /// The department whose PABX code is `code`.

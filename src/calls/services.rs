@@ -16,6 +16,7 @@ use super::trace::SipTraces;
 use crate::domain::{Id, Timestamp};
 use crate::ledger::Ledger;
 use crate::media::ports::PortPool;
+use crate::pbx_peer::PbxPeer;
 use crate::plan_changes::PlanChanges;
 use crate::registrations::RegistrationsView;
 use crate::routing::MissedCalls;
@@ -42,6 +43,9 @@ pub struct CallHandles {
     /// The numbering plan's generation: read before a call, bumped after
     /// an auto-pause.
     pub plan_changes: PlanChanges,
+    /// Where the PBX's SIP side is: set from the plan (signalling trusts
+    /// INVITEs from there).
+    pub pbx_peer: crate::pbx_peer::PbxPeer,
     pub settings: CallSettings,
 }
 
@@ -75,12 +79,12 @@ pub(super) struct PlanKeeper {
 
 impl PlanKeeper {
     /// Starts the keeper (its first read happens at once).
-    pub fn start(store: Store, changes: PlanChanges) -> Arc<PlanKeeper> {
+    pub fn start(store: Store, changes: PlanChanges, pbx_peer: PbxPeer) -> Arc<PlanKeeper> {
         let keeper = Arc::new(PlanKeeper {
             current: std::sync::RwLock::new(Arc::new(CallPlan::default())),
             loaded: tokio::sync::watch::Sender::new(0),
         });
-        tokio::spawn(keeper.clone().keep(store, changes));
+        tokio::spawn(keeper.clone().keep(store, changes, pbx_peer));
         keeper
     }
 
@@ -101,7 +105,7 @@ impl PlanKeeper {
 
     /// Re-reads the plan whenever the API changes it, and every few
     /// seconds (other nodes' changes). A failed read keeps the old plan.
-    async fn keep(self: Arc<Self>, store: Store, changes: PlanChanges) {
+    async fn keep(self: Arc<Self>, store: Store, changes: PlanChanges, pbx_peer: PbxPeer) {
         let mut changed = changes.subscribe();
         let mut failing = false;
         loop {
@@ -113,6 +117,10 @@ impl PlanKeeper {
                         tracing::info!("call plan read again from the database");
                         failing = false;
                     }
+                    pbx_peer.set(match plan.pbx() {
+                        Some(pbx) => resolve(&pbx.sip_host, pbx.sip_port).await,
+                        None => None,
+                    });
                     if let Ok(mut p) = self.current.write() {
                         *p = Arc::new(plan);
                     }
@@ -129,6 +137,31 @@ impl PlanKeeper {
                 r = changed.changed() => if r.is_err() { return },
                 _ = tokio::time::sleep(PLAN_MAX_AGE) => {}
             }
+        }
+    }
+}
+
+/// The PBX's SIP address: an IP literal, or a name resolved (in the
+/// background reader, never on a call's path); the first IPv4 answer.
+async fn resolve(host: &str, port: u16) -> Option<std::net::SocketAddr> {
+    if let Ok(ip) = host
+        .trim_matches(|c| c == '[' || c == ']')
+        .parse::<std::net::IpAddr>()
+    {
+        return Some(std::net::SocketAddr::new(ip, port));
+    }
+    match tokio::net::lookup_host((host, port)).await {
+        Ok(addrs) => {
+            let addrs: Vec<_> = addrs.collect();
+            addrs
+                .iter()
+                .find(|a| a.is_ipv4())
+                .or(addrs.first())
+                .copied()
+        }
+        Err(e) => {
+            tracing::warn!(%host, error = %e, "cannot resolve pbx.sip_host; calls from the PBX are not recognised");
+            None
         }
     }
 }
@@ -152,7 +185,11 @@ impl Services {
         tcp: LocalParty,
     ) -> Services {
         Services {
-            plan: PlanKeeper::start(handles.store.clone(), handles.plan_changes.clone()),
+            plan: PlanKeeper::start(
+                handles.store.clone(),
+                handles.plan_changes.clone(),
+                handles.pbx_peer.clone(),
+            ),
             handles,
             ports,
             udp,

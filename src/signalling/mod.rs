@@ -58,6 +58,8 @@ pub struct Handles {
     pub live_calls: LiveCalls,
     /// Where the credentials are periodically re-read from.
     pub store: Store,
+    /// The PBX's SIP address: its INVITEs are trusted without a challenge.
+    pub pbx_peer: crate::pbx_peer::PbxPeer,
 }
 
 /// The transaction user: owns the stack, the registrar and the call
@@ -70,6 +72,7 @@ pub struct Signalling {
     draining: DrainFlag,
     live_calls: LiveCalls,
     store: Store,
+    pbx_peer: crate::pbx_peer::PbxPeer,
     grace: Duration,
 }
 
@@ -90,6 +93,7 @@ impl Signalling {
             draining: handles.draining,
             live_calls: handles.live_calls,
             store: handles.store,
+            pbx_peer: handles.pbx_peer,
             grace: config.shutdown_grace,
         }
     }
@@ -243,7 +247,10 @@ impl Signalling {
             .and_then(|f| f.uri.user_text())
             .unwrap_or_default();
         let mut extension = None;
-        if self.registry.is_extension(&from_user) {
+        // The PBX relays its phones' and carriers' calls: no challenge
+        // (the rendered `bridge` endpoint has no credentials).
+        let from_pbx = self.pbx_peer.is_pbx(source, transport);
+        if !from_pbx && self.registry.is_extension(&from_user) {
             match self.registry.authorize_call(&request, source) {
                 Ok(user) => extension = Some(user),
                 Err(response) => {
@@ -268,6 +275,7 @@ impl Signalling {
             source,
             transport,
             extension,
+            from_pbx,
             received,
         });
     }

@@ -55,6 +55,7 @@ impl Call {
             source,
             transport,
             extension,
+            from_pbx,
             received,
         } = incoming;
         let call_id = invite.call_id().unwrap_or_default().to_owned();
@@ -114,7 +115,7 @@ impl Call {
                 response: trying,
             }));
         }
-        match call.admit(from.is_some(), extension) {
+        match call.admit(from.is_some(), extension, from_pbx) {
             Ok(new) => call.out(Output::OpenAttendance(new)),
             Err(refusal) => {
                 call.refuse_before_open(refusal);
@@ -130,6 +131,7 @@ impl Call {
         &mut self,
         has_from: bool,
         extension: Option<String>,
+        from_pbx: bool,
     ) -> Result<NewAttendance, Refusal> {
         let plan = self.env.plan();
         let invite = &self.caller.invite;
@@ -138,14 +140,19 @@ impl Call {
         };
         let dialled = uri.user_text().unwrap_or_default();
         let source = self.caller.source;
-        let trunk = match &extension {
-            Some(_) => None,
-            None => plan.trunk_for(source.ip()),
+        // The PBX's calls are known by their asserted identity: one of
+        // its phones (internal) or a customer through its carriers.
+        let asserted = from_pbx
+            .then(|| asserted_identity(invite).unwrap_or_else(|| user_of(&self.caller.from)));
+        let trunk = match (&extension, from_pbx) {
+            (None, false) => plan.trunk_for(source.ip()),
+            _ => None,
         };
-        self.direction = match (&extension, trunk) {
-            (Some(_), _) => Direction::Internal,
-            (None, Some(_)) => Direction::Inbound,
-            (None, None) => {
+        self.direction = match (&extension, trunk, &asserted) {
+            (Some(_), _, _) => Direction::Internal,
+            (None, _, Some(who)) if plan.extension(who).is_some() => Direction::Internal,
+            (None, _, Some(_)) | (None, Some(_), None) => Direction::Inbound,
+            (None, None, None) => {
                 tracing::warn!(call_id = %self.call_id, %source, "INVITE from an unknown address (no trunk, no extension); refused");
                 return Err(Refusal::new(403, Some("Unknown caller")));
             }
@@ -208,7 +215,9 @@ impl Call {
             }
             self.trunk_channel = Some(t.id);
         }
-        self.caller_number = extension.unwrap_or_else(|| user_of(&self.caller.from));
+        self.caller_number = extension
+            .or(asserted)
+            .unwrap_or_else(|| user_of(&self.caller.from));
         self.callee = dialled;
         let new = NewAttendance {
             direction: self.direction,
@@ -323,4 +332,13 @@ fn same_number(a: &str, b: &str) -> bool {
             .collect()
     };
     !a.is_empty() && digits(a) == digits(b)
+}
+
+/// The user of the first P-Asserted-Identity (RFC 3325) of a request from
+/// a trusted peer: who the PBX says is calling.
+fn asserted_identity(invite: &crate::sip::message::SipMessage) -> Option<String> {
+    let value = String::from_utf8_lossy(invite.header("P-Asserted-Identity")?).into_owned();
+    let first = value.split(',').next()?.trim();
+    let na = crate::sip::message::NameAddr::parse(first).ok()?;
+    na.uri.user_text().filter(|u| !u.is_empty())
 }

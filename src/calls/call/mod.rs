@@ -165,8 +165,11 @@ pub struct IncomingCall {
     pub source: SocketAddr,
     pub transport: Transport,
     /// The extension that authenticated (digest), or `None` for a caller
-    /// known only by address (a trunk).
+    /// known only by address (a trunk, or the PBX).
     pub extension: Option<String>,
+    /// The INVITE came from the PBX beside the bridge (trusted without a
+    /// challenge; the caller is its P-Asserted-Identity).
+    pub from_pbx: bool,
     /// When the INVITE arrived (setup latency is measured from here).
     pub received: Instant,
 }

@@ -91,3 +91,55 @@ fn a_call_refused_after_taking_a_channel_gives_it_back() {
     sim.feed(Input::Opened(Err("disk full".into())));
     assert_eq!(env.live.trunk_channels(1), 0);
 }
+
+/// The PBX (its SIP address, recognised by signalling) is no carrier: no
+/// trunk is needed, and the caller is who it asserts.
+fn pbx_plan() -> CallPlan {
+    plan_full(
+        vec![department(1, 700)],
+        Vec::new(),
+        &[&[1], &[]],
+        Trunk {
+            inbound: vec!["10.0.0.0/8".parse().unwrap()],
+            ..trunk()
+        },
+    )
+}
+
+fn opened(sim: &Sim) -> crate::store::NewAttendance {
+    sim.out
+        .iter()
+        .find_map(|o| match o {
+            Output::OpenAttendance(new) => Some(new.clone()),
+            _ => None,
+        })
+        .expect("an attendance")
+}
+
+#[test]
+fn the_pbx_relays_a_customer_call_known_by_its_asserted_identity() {
+    let invite = invite_with(
+        "700",
+        "P-Asserted-Identity: \"Cliente\" <sip:551133334444@127.0.0.1>\n",
+    );
+    let sim = Sim::start_invite(FakeEnv::new(pbx_plan()), invite, true, true);
+    let new = opened(&sim);
+    assert_eq!(new.caller, "551133334444");
+    assert_eq!(new.direction, crate::domain::Direction::Inbound);
+    assert_eq!(sim.to_agent(1, Method::Invite).len(), 1);
+}
+
+#[test]
+fn the_pbx_relays_one_of_its_phones_as_an_internal_call() {
+    let invite = invite_with("700", "P-Asserted-Identity: <sip:1002@127.0.0.1>\n");
+    let sim = Sim::start_invite(FakeEnv::new(pbx_plan()), invite, true, true);
+    let new = opened(&sim);
+    assert_eq!(new.caller, "1002");
+    assert_eq!(new.direction, crate::domain::Direction::Internal);
+}
+
+#[test]
+fn without_the_pbx_the_same_address_is_an_unknown_caller() {
+    let sim = Sim::start_invite(FakeEnv::new(pbx_plan()), caller_invite("700"), false, true);
+    assert_eq!(sim.to_caller_invite(), vec![100, 403]);
+}

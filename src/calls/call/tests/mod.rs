@@ -224,6 +224,11 @@ pub(super) fn with_sdp(head: &str) -> SipMessage {
 
 /// The caller's INVITE for `dialled`.
 pub(super) fn caller_invite(dialled: &str) -> SipMessage {
+    invite_with(dialled, "")
+}
+
+/// The caller's INVITE for `dialled` with `extra` header lines.
+pub(super) fn invite_with(dialled: &str, extra: &str) -> SipMessage {
     with_sdp(&format!(
         "INVITE sip:{dialled}@127.0.0.1:5060 SIP/2.0\n\
          Via: SIP/2.0/UDP {CALLER};branch=z9hG4bK-caller-1\n\
@@ -232,7 +237,7 @@ pub(super) fn caller_invite(dialled: &str) -> SipMessage {
          Call-ID: caller-1@127.0.0.1\n\
          CSeq: 1 INVITE\n\
          Contact: <sip:5511999990000@{CALLER}>\n\
-         Max-Forwards: 70\n"
+         Max-Forwards: 70\n{extra}"
     ))
 }
 
@@ -253,7 +258,16 @@ impl Sim {
     }
 
     pub fn start_with(env: Arc<FakeEnv>, dialled: &str, auto_open: bool) -> Sim {
-        let invite = caller_invite(dialled);
+        Sim::start_invite(env, caller_invite(dialled), false, auto_open)
+    }
+
+    /// A call from `invite` (`from_pbx`: signalling recognised the PBX).
+    pub fn start_invite(
+        env: Arc<FakeEnv>,
+        invite: SipMessage,
+        from_pbx: bool,
+        auto_open: bool,
+    ) -> Sim {
         let now = Instant::now();
         let call = Call::new(
             IncomingCall {
@@ -262,6 +276,7 @@ impl Sim {
                 source: CALLER.parse().unwrap(),
                 transport: Transport::Udp,
                 extension: None,
+                from_pbx,
                 received: now,
             },
             env.clone(),
