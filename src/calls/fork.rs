@@ -23,6 +23,8 @@ pub(super) enum ForkState {
 #[derive(Debug)]
 pub(super) struct Fork {
     pub agent: Option<Id>,
+    /// The trunk it went through (an outbound call).
+    pub trunk: Option<Id>,
     pub extension: String,
     pub call_id: String,
     pub key: TransactionKey,
@@ -70,8 +72,12 @@ pub(super) fn binding_route(b: &Registration) -> Result<(Uri, SocketAddr, Transp
 
 pub(super) struct ForkRequest<'a> {
     pub agent: Option<Id>,
+    /// The extension rung, or the number dialled through a trunk.
     pub extension: &'a str,
-    pub binding: &'a Registration,
+    /// Where the INVITE goes: request-URI, address, transport.
+    pub route: (Uri, SocketAddr, Transport),
+    /// The To of the INVITE.
+    pub to: NameAddr,
     pub caller: &'a NameAddr,
     pub protocol: &'a str,
     pub sdp: Bytes,
@@ -85,13 +91,10 @@ impl Fork {
         req: ForkRequest<'_>,
         ids: &mut dyn IdSource,
     ) -> Result<(Fork, SipMessage), ForkError> {
-        let (contact, destination, transport) = binding_route(req.binding)?;
-        let host = req.local.host.to_string();
-        let to = NameAddr::parse(&format!("<sip:{}@{host}>", req.extension))
-            .map_err(|_| ForkError::Binding(req.extension.to_owned(), "bad extension"))?;
+        let (contact, destination, transport) = req.route;
         let mut from = req.caller.clone();
         from.params.remove("tag");
-        let invite = UacInvite::new(contact, from, to)
+        let invite = UacInvite::new(contact, from, req.to)
             .header(super::X_PROTOCOL, req.protocol)
             .header("Allow", super::call::ALLOW)
             .sdp(req.sdp)
@@ -104,6 +107,7 @@ impl Fork {
         Ok((
             Fork {
                 agent: req.agent,
+                trunk: None,
                 extension: req.extension.to_owned(),
                 call_id,
                 key,

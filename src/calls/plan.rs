@@ -8,7 +8,11 @@
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 
-use crate::domain::{Agent, Department, Extension, Holiday, Id, Pbx, Period, Timestamp, Trunk};
+use std::net::SocketAddr;
+
+use crate::domain::{
+    Agent, Department, Extension, Holiday, Id, OutboundRoute, Pbx, Period, Timestamp, Trunk,
+};
 use crate::routing::{AgentEntry, AgentState, Directory};
 use crate::store::{Store, StoreError, all_pages};
 
@@ -29,6 +33,10 @@ pub struct CallPlan {
     trunks: Vec<Trunk>,
     /// The PBX beside the bridge, when enabled.
     pbx: Option<Pbx>,
+    routes: Vec<OutboundRoute>,
+    /// Where each trunk's calls go (its host resolved by the background
+    /// reader, never on a call's path).
+    trunk_addrs: HashMap<Id, SocketAddr>,
 }
 
 impl CallPlan {
@@ -41,6 +49,13 @@ impl CallPlan {
             all_pages(|a, n| store.list_extensions(a, n), |e: &Extension| e.id).await?;
         let trunks = all_pages(|a, n| store.list_trunks(a, n), |t: &Trunk| t.id).await?;
         let pbx = store.get_pbx().await?;
+        let routes = store.all_outbound_routes().await?;
+        let mut trunk_addrs = HashMap::new();
+        for t in &trunks {
+            if let Some(addr) = resolve(&t.host, t.port).await {
+                trunk_addrs.insert(t.id, addr);
+            }
+        }
         Ok(CallPlan::from_parts(
             generation,
             departments,
@@ -50,7 +65,8 @@ impl CallPlan {
             extensions,
             trunks,
         )
-        .with_pbx(pbx.enabled.then_some(pbx)))
+        .with_pbx(pbx.enabled.then_some(pbx))
+        .with_routes(routes, trunk_addrs))
     }
 
     /// A plan from its rows (the database's, or a test's).
@@ -87,7 +103,33 @@ impl CallPlan {
             number_agents,
             trunks,
             pbx: None,
+            routes: Vec::new(),
+            trunk_addrs: HashMap::new(),
         }
+    }
+
+    /// The plan with its outbound routes and the trunks' addresses.
+    pub fn with_routes(
+        mut self,
+        routes: Vec<OutboundRoute>,
+        trunk_addrs: HashMap<Id, SocketAddr>,
+    ) -> CallPlan {
+        self.routes = routes;
+        self.trunk_addrs = trunk_addrs;
+        self
+    }
+
+    pub fn routes(&self) -> &[OutboundRoute] {
+        &self.routes
+    }
+
+    pub fn trunk(&self, id: Id) -> Option<&Trunk> {
+        self.trunks.iter().find(|t| t.id == id)
+    }
+
+    /// Where trunk `id`'s calls go, if its host resolved.
+    pub fn trunk_addr(&self, id: Id) -> Option<SocketAddr> {
+        self.trunk_addrs.get(&id).copied()
     }
 
     /// The plan with the PBX beside the bridge (`None`: none enabled).
@@ -172,6 +214,31 @@ impl CallPlan {
             self.holidays.iter().cloned(),
             agents,
         )
+    }
+}
+
+/// A host and port as a socket address: an IP literal, or a name resolved
+/// (only ever in the background reader); the first IPv4 answer.
+pub(super) async fn resolve(host: &str, port: u16) -> Option<SocketAddr> {
+    if let Ok(ip) = host
+        .trim_matches(|c| c == '[' || c == ']')
+        .parse::<std::net::IpAddr>()
+    {
+        return Some(SocketAddr::new(ip, port));
+    }
+    match tokio::net::lookup_host((host, port)).await {
+        Ok(addrs) => {
+            let addrs: Vec<_> = addrs.collect();
+            addrs
+                .iter()
+                .find(|a| a.is_ipv4())
+                .or(addrs.first())
+                .copied()
+        }
+        Err(e) => {
+            tracing::warn!(%host, error = %e, "cannot resolve a host of the call plan");
+            None
+        }
     }
 }
 

@@ -118,7 +118,7 @@ impl PlanKeeper {
                         failing = false;
                     }
                     pbx_peer.set(match plan.pbx() {
-                        Some(pbx) => resolve(&pbx.sip_host, pbx.sip_port).await,
+                        Some(pbx) => super::plan::resolve(&pbx.sip_host, pbx.sip_port).await,
                         None => None,
                     });
                     if let Ok(mut p) = self.current.write() {
@@ -137,31 +137,6 @@ impl PlanKeeper {
                 r = changed.changed() => if r.is_err() { return },
                 _ = tokio::time::sleep(PLAN_MAX_AGE) => {}
             }
-        }
-    }
-}
-
-/// The PBX's SIP address: an IP literal, or a name resolved (in the
-/// background reader, never on a call's path); the first IPv4 answer.
-async fn resolve(host: &str, port: u16) -> Option<std::net::SocketAddr> {
-    if let Ok(ip) = host
-        .trim_matches(|c| c == '[' || c == ']')
-        .parse::<std::net::IpAddr>()
-    {
-        return Some(std::net::SocketAddr::new(ip, port));
-    }
-    match tokio::net::lookup_host((host, port)).await {
-        Ok(addrs) => {
-            let addrs: Vec<_> = addrs.collect();
-            addrs
-                .iter()
-                .find(|a| a.is_ipv4())
-                .or(addrs.first())
-                .copied()
-        }
-        Err(e) => {
-            tracing::warn!(%host, error = %e, "cannot resolve pbx.sip_host; calls from the PBX are not recognised");
-            None
         }
     }
 }

@@ -107,6 +107,7 @@ impl Call {
             answer_received: None,
             attendance_department: None,
             trunk_channel: None,
+            outbound: None,
             outputs: VecDeque::new(),
         };
         if let Ok(trying) = response_to(&call.caller.invite, 100, None).and_then(|b| b.build()) {
@@ -185,6 +186,24 @@ impl Call {
         } else if let Some(t) = trunk {
             tracing::warn!(call_id = %self.call_id, trunk = %t.name, %dialled, to = ?to_user, "unknown DID: no route, department or extension");
             return Err(Refusal::new(404, None));
+        } else if let Some(caller) = extension.as_deref() {
+            // An extension dialling beyond the bridge: the outbound routes.
+            let caller_id = plan.extension(caller).map(|e| e.id);
+            match crate::routing::route_call(plan.routes(), caller_id, &dialled) {
+                Ok(dial) => {
+                    self.direction = Direction::Outbound;
+                    Target::Outbound(dial)
+                }
+                Err(refusal) => {
+                    let status = match refusal {
+                        crate::routing::RouteRefusal::NoRoute => 404,
+                        crate::routing::RouteRefusal::NotAllowed(_) => 403,
+                        crate::routing::RouteRefusal::NoTrunk(_) => 503,
+                    };
+                    tracing::warn!(call_id = %self.call_id, extension = caller, %dialled, reason = %refusal, "outbound call refused");
+                    return Err(Refusal::new(status, None));
+                }
+            }
         } else {
             tracing::info!(call_id = %self.call_id, %dialled, "no department or extension with this number");
             return Err(Refusal::new(404, None));
@@ -223,11 +242,11 @@ impl Call {
             direction: self.direction,
             department_id: match &target {
                 Target::Department(d) => Some(d.id),
-                Target::Extension(_) => None,
+                Target::Extension(_) | Target::Outbound(_) => None,
             },
             agent_id: match &target {
                 Target::Extension(n) => plan.agent_of_extension(n),
-                Target::Department(_) => None,
+                Target::Department(_) | Target::Outbound(_) => None,
             },
             caller: self.caller_number.clone(),
             callee: self.callee.clone(),
@@ -305,6 +324,10 @@ impl Call {
         match self.pending_target.take() {
             Some(Target::Department(d)) => self.ring_department(d.id),
             Some(Target::Extension(n)) => self.ring_extension(&n),
+            Some(Target::Outbound(dial)) => {
+                self.outbound = Some(super::outbound::Outbound::new(dial));
+                self.dial_next_trunk();
+            }
             None => {}
         }
         if self.ending.is_some() {

@@ -37,6 +37,9 @@ impl Call {
             self.agent_id = agent;
         }
         self.direct = None;
+        if let Some(ob) = self.outbound.as_mut() {
+            ob.answered();
+        }
         let at = self.wall();
         if self.media_started {
             // A transfer's answer: the caller is talking already.
@@ -82,7 +85,7 @@ impl Call {
         self.out(Output::Media(MediaOp::Start {
             caller: audio_of(&self.caller.sdp),
             agent: audio,
-            record: self.department.as_ref().is_some_and(|d| d.record),
+            record: self.records(),
         }));
         let key = self.caller.key.clone();
         self.answer_2xx(Side::Caller, &key, ok);

@@ -293,6 +293,14 @@ impl Call {
         {
             self.direct_ring_over(idx);
         }
+        if self
+            .outbound
+            .as_ref()
+            .and_then(|o| o.deadline())
+            .is_some_and(|d| d <= now)
+        {
+            self.outbound_timed_out();
+        }
         let mut lost = false;
         let mut resend = Vec::new();
         for u in &mut self.unacked {

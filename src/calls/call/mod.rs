@@ -31,6 +31,7 @@ mod bridge;
 mod env;
 mod finish;
 mod in_dialog;
+mod outbound;
 mod ring;
 mod transfer;
 mod view;
@@ -246,6 +247,8 @@ struct Unacked {
 enum Target {
     Department(Department),
     Extension(String),
+    /// A number beyond the bridge, through an outbound route's trunks.
+    Outbound(crate::routing::OutboundDial),
 }
 
 /// Wall-clock time derived from the input instants: one reading at the
@@ -303,6 +306,8 @@ pub struct Call {
     /// The trunk channel this call holds (`max_channels`), given back when
     /// the call is over.
     trunk_channel: Option<Id>,
+    /// An outbound call's trunks and where it stands with them.
+    outbound: Option<outbound::Outbound>,
     outputs: VecDeque<Output>,
 }
 
@@ -320,6 +325,9 @@ impl Call {
         [
             self.ring.as_ref().and_then(Ring::next_deadline),
             self.direct.map(|(_, d)| d),
+            self.outbound
+                .as_ref()
+                .and_then(outbound::Outbound::deadline),
             self.unacked
                 .iter()
                 .filter_map(|u| u.retransmit.next_deadline())
@@ -380,9 +388,7 @@ impl Call {
     /// The call is over: nothing it holds is kept.
     fn close_stage(&mut self) {
         self.stage = Stage::Finished;
-        if let Some(trunk) = self.trunk_channel.take() {
-            self.env.release_trunk_channel(trunk);
-        }
+        self.release_trunk_channel();
     }
 
     fn wall(&self) -> Timestamp {
@@ -470,6 +476,15 @@ impl Call {
             &self.caller.local.contact,
         )
         .ok()
+    }
+
+    /// Whether the answered call is recorded: as its department says;
+    /// outbound calls always (as department calls are by default).
+    fn records(&self) -> bool {
+        match &self.department {
+            Some(d) => d.record,
+            None => self.outbound.is_some(),
+        }
     }
 
     fn caller_peer(&self) -> (SocketAddr, Transport) {

@@ -75,13 +75,16 @@ impl Call {
         let offer =
             crate::media::sdp::rewrite(text, self.config.media_address, self.config.agent_port)
                 .map_err(|e| fail(&e))?;
-        let (_, _, transport) = binding_route(binding).map_err(|e| fail(&e))?;
-        let local = self.env.local(transport);
+        let route = binding_route(binding).map_err(|e| fail(&e))?;
+        let local = self.env.local(route.2);
+        let to = crate::sip::message::NameAddr::parse(&format!("<sip:{extension}@{}>", local.host))
+            .map_err(|e| fail(&e))?;
         let (fork, invite) = Fork::build(
             ForkRequest {
                 agent,
                 extension,
-                binding,
+                route,
+                to,
                 caller: &self.caller.from,
                 protocol: &self.protocol,
                 sdp: Bytes::from(offer),
@@ -283,7 +286,9 @@ impl Call {
     fn fork_failed(&mut self, idx: usize, status: u16) {
         self.forks[idx].state = ForkState::Over;
         let agent = self.forks[idx].agent;
-        if let (Some(ring), Some(agent)) = (self.ring.as_mut(), agent) {
+        if self.is_outbound_fork(idx) {
+            self.outbound_failed(status);
+        } else if let (Some(ring), Some(agent)) = (self.ring.as_mut(), agent) {
             ring.agent_failed(agent, FailReason::from_status(status), self.now);
             self.drive_ring();
         } else if self.direct.is_some_and(|(d, _)| d == idx) {
@@ -311,6 +316,9 @@ impl Call {
             ForkEvent::Early { status, .. } => {
                 if matches!(status, 180 | 183) && self.forks[idx].state == ForkState::Calling {
                     self.forks[idx].state = ForkState::Ringing;
+                    if self.is_outbound_fork(idx) {
+                        self.outbound_ringing();
+                    }
                     if let (Some(ring), Some(agent)) = (self.ring.as_mut(), agent) {
                         ring.agent_ringing(agent, self.now);
                         self.drive_ring();
@@ -332,7 +340,9 @@ impl Call {
                 if let (Some(ring), Some(agent)) = (self.ring.as_mut(), agent) {
                     ring.agent_answered(agent, self.now);
                     self.drive_ring();
-                } else if wanted && self.direct.is_some_and(|(d, _)| d == idx) {
+                } else if wanted
+                    && (self.direct.is_some_and(|(d, _)| d == idx) || self.is_outbound_fork(idx))
+                {
                     self.connect(idx);
                 } else {
                     self.bye_fork(idx);

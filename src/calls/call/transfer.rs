@@ -58,7 +58,7 @@ impl Call {
         let at = self.wall();
         let department_id = match &target {
             Target::Department(d) => Some(d.id),
-            Target::Extension(_) => None,
+            Target::Extension(_) | Target::Outbound(_) => None,
         };
         if department_id.is_some() {
             self.attendance_department = department_id;
@@ -84,12 +84,18 @@ impl Call {
         self.relayed.retain(|r| r.to != Side::Agent);
         self.ring = None;
         self.direct = None;
+        self.release_trunk_channel();
+        self.outbound = None;
         match target {
             Target::Department(d) => {
                 self.department = Some(d.clone());
                 self.ring_department(d.id)
             }
             Target::Extension(n) => self.ring_extension(&n),
+            Target::Outbound(dial) => {
+                self.outbound = Some(super::outbound::Outbound::new(dial));
+                self.dial_next_trunk();
+            }
         }
         self.publish();
         Ok(())

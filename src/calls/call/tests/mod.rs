@@ -4,6 +4,7 @@
 //! No sockets, no database, no tokio.
 
 mod carriers;
+mod outbound;
 mod props;
 mod races;
 
@@ -261,10 +262,28 @@ impl Sim {
         Sim::start_invite(env, caller_invite(dialled), false, auto_open)
     }
 
+    /// A call extension `number` (authenticated) makes to `dialled`.
+    pub fn start_from_extension(env: Arc<FakeEnv>, number: &str, dialled: &str) -> Sim {
+        let mut sim = Sim::start_call(env, caller_invite(dialled), Some(number), false, false);
+        sim.auto_open = true;
+        sim.feed(Input::Opened(Ok(PROTOCOL.into())));
+        sim
+    }
+
     /// A call from `invite` (`from_pbx`: signalling recognised the PBX).
     pub fn start_invite(
         env: Arc<FakeEnv>,
         invite: SipMessage,
+        from_pbx: bool,
+        auto_open: bool,
+    ) -> Sim {
+        Sim::start_call(env, invite, None, from_pbx, auto_open)
+    }
+
+    fn start_call(
+        env: Arc<FakeEnv>,
+        invite: SipMessage,
+        extension: Option<&str>,
         from_pbx: bool,
         auto_open: bool,
     ) -> Sim {
@@ -275,7 +294,7 @@ impl Sim {
                 invite,
                 source: CALLER.parse().unwrap(),
                 transport: Transport::Udp,
-                extension: None,
+                extension: extension.map(str::to_owned),
                 from_pbx,
                 received: now,
             },

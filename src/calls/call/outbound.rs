@@ -1,0 +1,245 @@
+//! Outbound: an extension's call to a number beyond the bridge. The
+//! outbound route (chosen at admission) names trunks in order: each is
+//! tried in turn, failing over on 408, 5xx, no response, or no provisional
+//! answer within [`TRUNK_SETUP`]; once the far end rings, it rings until
+//! [`OUTBOUND_RING`]. Busy or declined ends the call (the callee said no);
+//! `max_channels` of a trunk in use skips it.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::{Call, ring::ForkRefused};
+use crate::calls::fork::{Fork, ForkRequest, ForkState};
+use crate::calls::live::{LegRole, LegState, LiveLeg};
+use crate::domain::{CloseReason, Trunk};
+use crate::routing::OutboundDial;
+use crate::sip::message::{NameAddr, Uri};
+use crate::sip::transaction::Transport;
+
+/// A trunk that has not answered 1xx by then is given up for the next.
+const TRUNK_SETUP: Duration = Duration::from_secs(10);
+/// How long the far end may ring.
+const OUTBOUND_RING: Duration = Duration::from_secs(120);
+
+/// Where an outbound call stands.
+pub(super) struct Outbound {
+    dial: OutboundDial,
+    /// The next trunk to try (index into `dial.trunk_ids`).
+    next: usize,
+    /// The fork to the trunk tried now, and when it is given up.
+    fork: Option<usize>,
+    deadline: Option<Instant>,
+}
+
+impl Outbound {
+    pub fn new(dial: OutboundDial) -> Outbound {
+        Outbound {
+            dial,
+            next: 0,
+            fork: None,
+            deadline: None,
+        }
+    }
+
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// The far end answered: no more deadline.
+    pub fn answered(&mut self) {
+        self.deadline = None;
+    }
+}
+
+impl Call {
+    pub(super) fn is_outbound_fork(&self, idx: usize) -> bool {
+        self.outbound.as_ref().is_some_and(|o| o.fork == Some(idx))
+    }
+
+    /// Tries the next trunk of the route; when none is left, the call
+    /// fails (503 to the caller).
+    pub(super) fn dial_next_trunk(&mut self) {
+        let plan = self.env.plan();
+        loop {
+            let Some(ob) = self.outbound.as_mut() else {
+                return;
+            };
+            ob.fork = None;
+            ob.deadline = None;
+            let Some(&id) = ob.dial.trunk_ids.get(ob.next) else {
+                tracing::warn!(protocol = %self.protocol, route = %ob.dial.route, "no trunk of the route took the call");
+                self.end_unanswered(CloseReason::Failed, 503);
+                return;
+            };
+            ob.next += 1;
+            let number = ob.dial.number.clone();
+            self.release_trunk_channel();
+            let (Some(trunk), Some(addr)) = (plan.trunk(id), plan.trunk_addr(id)) else {
+                tracing::warn!(protocol = %self.protocol, trunk = id, "trunk gone or its host does not resolve; next");
+                continue;
+            };
+            if let Some(max) = trunk.max_channels {
+                if !self.env.take_trunk_channel(id, max) {
+                    tracing::warn!(protocol = %self.protocol, trunk = %trunk.name, max, "trunk at max_channels; next");
+                    continue;
+                }
+                self.trunk_channel = Some(id);
+            }
+            match self.start_trunk_fork(trunk, addr, &number) {
+                Ok(idx) => {
+                    tracing::info!(protocol = %self.protocol, trunk = %trunk.name, %number, "dialling out");
+                    if let Some(ob) = self.outbound.as_mut() {
+                        ob.fork = Some(idx);
+                        ob.deadline = Some(self.now + TRUNK_SETUP);
+                    }
+                    self.publish();
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(protocol = %self.protocol, trunk = %trunk.name, error = %e, "cannot dial the trunk; next");
+                }
+            }
+        }
+    }
+
+    fn start_trunk_fork(
+        &mut self,
+        trunk: &Trunk,
+        addr: SocketAddr,
+        number: &str,
+    ) -> Result<usize, ForkRefused> {
+        let fail = |e: &dyn std::fmt::Display| ForkRefused::Failed(e.to_string());
+        let transport = match trunk.transport {
+            crate::domain::Transport::Tcp => Transport::Tcp,
+            _ => Transport::Udp,
+        };
+        let suffix = if transport == Transport::Tcp {
+            ";transport=tcp"
+        } else {
+            ""
+        };
+        let target: Uri = format!("sip:{number}@{}{suffix}", host_port(addr))
+            .parse()
+            .map_err(|e: crate::sip::message::UriError| fail(&e))?;
+        let to =
+            NameAddr::parse(&format!("<sip:{number}@{}>", trunk.host)).map_err(|e| fail(&e))?;
+        let local = self.env.local(transport);
+        // Caller ID as the trunk is configured: its account, else the
+        // calling extension's number; the extension's name as display.
+        let user = trunk
+            .username
+            .clone()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| self.caller_number.clone());
+        let display = self
+            .env
+            .plan()
+            .extension(&self.caller_number)
+            .map(|e| e.display_name.replace('"', ""))
+            .filter(|d| !d.is_empty());
+        let from = NameAddr::parse(&match display {
+            Some(d) => format!("\"{d}\" <sip:{user}@{}>", local.host),
+            None => format!("<sip:{user}@{}>", local.host),
+        })
+        .map_err(|e| fail(&e))?;
+        let text = std::str::from_utf8(&self.caller.sdp).map_err(|e| fail(&e))?;
+        let offer =
+            crate::media::sdp::rewrite(text, self.config.media_address, self.config.agent_port)
+                .map_err(|e| fail(&e))?;
+        let (mut fork, invite) = Fork::build(
+            ForkRequest {
+                agent: None,
+                extension: number,
+                route: (target, addr, transport),
+                to,
+                caller: &from,
+                protocol: &self.protocol,
+                sdp: Bytes::from(offer),
+                local: &local,
+            },
+            self.ids.as_mut(),
+        )
+        .map_err(|e| fail(&e))?;
+        fork.trunk = Some(trunk.id);
+        let leg = LiveLeg {
+            role: LegRole::Agent,
+            call_id: fork.call_id.clone(),
+            peer: fork.destination.to_string(),
+            extension: None,
+            agent_id: None,
+            state: LegState::Calling,
+        };
+        if !self.env.claim(&self.protocol, leg) {
+            return Err(ForkRefused::Busy);
+        }
+        self.send_request(invite, fork.destination, fork.transport);
+        if let Some(since) = self.received.take() {
+            self.out(super::Output::SetupMark {
+                stage: "invite_to_fork",
+                since,
+            });
+        }
+        self.forks.push(fork);
+        Ok(self.forks.len() - 1)
+    }
+
+    /// The far end rings: it may ring until [`OUTBOUND_RING`].
+    pub(super) fn outbound_ringing(&mut self) {
+        let now = self.now;
+        if let Some(ob) = self.outbound.as_mut() {
+            ob.deadline = Some(now + OUTBOUND_RING);
+        }
+    }
+
+    /// The trunk's fork failed with `status`: fail over, or end.
+    pub(super) fn outbound_failed(&mut self, status: u16) {
+        match status {
+            486 | 600 => self.end_unanswered(CloseReason::Rejected, 486),
+            603 => self.end_unanswered(CloseReason::Rejected, 603),
+            404 | 484 | 604 => {
+                tracing::info!(protocol = %self.protocol, status, "the carrier does not know the number");
+                self.end_unanswered(CloseReason::Failed, 404);
+            }
+            480 | 487 => self.end_unanswered(CloseReason::NoAnswer, 480),
+            _ => {
+                tracing::info!(protocol = %self.protocol, status, "trunk failed; trying the next");
+                self.dial_next_trunk();
+            }
+        }
+    }
+
+    /// The outbound deadline passed: a trunk that never answered 1xx is
+    /// given up for the next; a far end ringing this long did not answer.
+    pub(super) fn outbound_timed_out(&mut self) {
+        let Some(idx) = self.outbound.as_ref().and_then(|o| o.fork) else {
+            return;
+        };
+        let ringing = self
+            .forks
+            .get(idx)
+            .is_some_and(|f| f.state == ForkState::Ringing);
+        self.cancel_fork(idx);
+        if ringing {
+            tracing::info!(protocol = %self.protocol, "the far end did not answer");
+            self.end_unanswered(CloseReason::NoAnswer, 480);
+        } else {
+            tracing::info!(protocol = %self.protocol, "trunk did not answer in time; trying the next");
+            self.dial_next_trunk();
+        }
+    }
+
+    pub(super) fn release_trunk_channel(&mut self) {
+        if let Some(trunk) = self.trunk_channel.take() {
+            self.env.release_trunk_channel(trunk);
+        }
+    }
+}
+
+fn host_port(addr: SocketAddr) -> String {
+    match addr {
+        SocketAddr::V4(a) => a.to_string(),
+        SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
+    }
+}
