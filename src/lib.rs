@@ -19,3 +19,4 @@ pub mod signalling;
 pub mod sip;
 pub mod store;
 pub mod telemetry;
+pub mod trunk_registrations;

@@ -223,6 +223,7 @@ async fn signalling(
     let config = SignallingConfig {
         registry: registry_config(app).await?,
         shutdown_grace: s.shutdown_grace,
+        advertised: sip_addr,
     };
     let acl = app.clone();
     let filter: AddressFilter = std::sync::Arc::new(move |ip| acl.acl_allows(ip, AclApplies::Sip));
@@ -244,6 +245,8 @@ async fn signalling(
         draining: app.drain_flag().clone(),
         live_calls: app.calls().clone(),
         store: app.store().clone(),
+        trunk_registrations: app.trunk_registrations().clone(),
+        plan_changes: app.plan_changes().clone(),
     };
     Ok(Signalling::new(stack, config, handles, calls, commands))
 }
