@@ -22,6 +22,7 @@ use crate::signalling::drain::DrainFlag;
 use crate::signalling::registry::Credentials;
 use crate::sip::registrar::Credential;
 use crate::store::{Store, StoreError};
+use crate::trunk_registrations::TrunkRegistrationsView;
 
 /// The API's state, assembled from the same handles the other layers are
 /// given one by one (see the module documentation). Not to be passed to
@@ -58,6 +59,8 @@ struct Inner {
     calls: LiveCalls,
     /// The SIP messages of live and recently ended calls.
     traces: SipTraces,
+    /// The bridge's registrations to its trunks, published by signalling.
+    trunk_registrations: TrunkRegistrationsView,
 }
 
 /// SIP messages kept per call (the first and last half).
@@ -88,6 +91,7 @@ impl App {
             numbering_plan: PlanChanges::new(),
             calls: LiveCalls::new(),
             traces: SipTraces::new(TRACE_MESSAGES_PER_CALL, TRACE_ENDED_CALLS, TRACE_KEEP_FOR),
+            trunk_registrations: TrunkRegistrationsView::default(),
         }))
     }
 
@@ -224,5 +228,10 @@ impl App {
     /// The per-call SIP traces.
     pub fn traces(&self) -> &SipTraces {
         &self.0.traces
+    }
+
+    /// The bridge's registrations to its trunks (states by trunk).
+    pub fn trunk_registrations(&self) -> &TrunkRegistrationsView {
+        &self.0.trunk_registrations
     }
 }

@@ -20,3 +20,4 @@ pub mod signalling;
 pub mod sip;
 pub mod store;
 pub mod telemetry;
+pub mod trunk_registrations;

@@ -223,6 +223,7 @@ async fn signalling(
     let config = SignallingConfig {
         registry: registry_config(app).await?,
         shutdown_grace: s.shutdown_grace,
+        advertised: sip_addr,
     };
     let acl = app.clone();
     let filter: AddressFilter = std::sync::Arc::new(move |ip| acl.acl_allows(ip, AclApplies::Sip));
@@ -246,6 +247,8 @@ async fn signalling(
         live_calls: app.calls().clone(),
         store: app.store().clone(),
         pbx_peer,
+        trunk_registrations: app.trunk_registrations().clone(),
+        plan_changes: app.plan_changes().clone(),
     };
     Ok(Signalling::new(stack, config, handles, calls, commands))
 }

@@ -39,6 +39,14 @@ fn describe() {
     );
     metrics::describe_gauge!("pbx_ami_connected", "1 while the AMI session is up");
     metrics::describe_gauge!("pbx_registrations", "SIP contacts currently bound");
+    metrics::describe_gauge!(
+        "pbx_trunk_registered",
+        "1 while the bridge holds a registration with the trunk (by trunk name)"
+    );
+    metrics::describe_counter!(
+        "pbx_trunk_register_attempts_total",
+        "REGISTER exchanges with trunks by trunk and result (registered, unregistered, auth_failed, rejected, server_error, timeout, transport_error)"
+    );
     metrics::describe_histogram!(
         "pbx_call_setup_seconds",
         "B2BUA setup latency: stage=invite_to_fork (INVITE in → first agent INVITE out), stage=answer_to_caller (agent 200 OK in → caller 200 OK out)"

@@ -45,6 +45,7 @@ pub fn router(app: App) -> Router {
         .merge(routes::<periods::Periods>("/periods"))
         .merge(routes::<holidays::Holidays>("/holidays"))
         .merge(routes::<trunks::Trunks>("/trunks"))
+        .merge(trunks::status_routes())
         .merge(routes::<outbound_routes::OutboundRoutes>(
             "/outbound-routes",
         ))

@@ -270,6 +270,14 @@ fn ami_paths(paths: &mut serde_json::Map<String, Value>) {
             "503": problem("the PBX is disabled or AMI is not connected, or the call did not answer within 5 s")})))}}),
     );
     paths.insert(
+        "/trunks/{id}/status".into(),
+        json!({"get": {"tags": ["trunks"], "summary": "The bridge's registration with the trunk (scope config:read): `disabled` when it does not register; refreshed before `expires_at`, retried with backoff after failures (`next_attempt_at`)",
+        "parameters": [id_param()],
+        "responses": errors(m(json!({
+            "200": ok("registration state", schema_ref("TrunkRegistration")),
+            "404": problem("no such trunk")})))}}),
+    );
+    paths.insert(
         "/pbx/status".into(),
         json!({"get": {"tags": ["pbx"], "summary": "AMI client state (scope config:read)",
         "responses": errors(m(json!({"200": ok("state, last_error, since, retry_at", json!({"type": "object",
@@ -349,6 +357,8 @@ pub fn build() -> Value {
         .schema_from::<Transfer>()
         .schema_from::<RecordingInfo>()
         .schema_from::<Trunk>()
+        .schema_from::<TrunkRegistration>()
+        .schema_from::<TrunkRegState>()
         .schema_from::<TrunkInput>()
         .schema_from::<DidRoute>()
         .schema_from::<Transport>()

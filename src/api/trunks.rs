@@ -1,10 +1,36 @@
-//! Trunks: secrets are write-only (`has_secret` says one is stored).
+//! Trunks: secrets are write-only (`has_secret` says one is stored);
+//! `GET /trunks/{id}/status` shows the bridge's registration with it.
+
+use axum::extract::{Path, State};
+use axum::routing::get;
+use axum::{Json, Router};
 
 use super::ApiError;
+use super::auth::Caller;
 use super::resource::Resource;
 use crate::app::App;
-use crate::domain::{Id, Scope, Trunk, TrunkInput};
+use crate::domain::{Id, Scope, Trunk, TrunkInput, TrunkRegistration};
 use crate::store::Page;
+
+pub fn status_routes() -> Router<App> {
+    Router::new().route("/trunks/{id}/status", get(status))
+}
+
+/// The bridge's registration with trunk `id` (`disabled` when it does
+/// not register); 404 for no such trunk.
+async fn status(
+    State(app): State<App>,
+    caller: Caller,
+    Path(id): Path<Id>,
+) -> Result<Json<TrunkRegistration>, ApiError> {
+    caller.require(Scope::ConfigRead)?;
+    let trunk = app.store().get_trunk(id).await?;
+    let mut registration = app.trunk_registrations().get(id);
+    if !trunk.register {
+        registration = TrunkRegistration::disabled(id);
+    }
+    Ok(Json(registration))
+}
 
 pub struct Trunks;
 

@@ -25,6 +25,7 @@ mod protocol;
 mod registration;
 mod token;
 mod trunk;
+mod trunk_registration;
 mod validation;
 mod webhook;
 
@@ -46,6 +47,7 @@ pub use protocol::{Protocol, ProtocolError};
 pub use registration::{AuthLockout, Registration, Registrations};
 pub use token::{ApiToken, ApiTokenInput, Scope};
 pub use trunk::{DidRoute, Transport, Trunk, TrunkInput};
+pub use trunk_registration::{TrunkRegState, TrunkRegistration};
 pub use validation::{FieldError, FieldErrors};
 pub use webhook::{EventType, Webhook, WebhookDelivery, WebhookInput};
 

@@ -10,12 +10,17 @@
 //!   extensions (407), 503 + Retry-After while draining, else a new call;
 //! - anything else: 481 (in-dialog methods of no call) or 405.
 //!
+//! It also registers the bridge with the trunks that say `register`
+//! ([`trunks`]): their REGISTERs go out through the stack and the answers
+//! are routed back to them (by Call-ID) before anything reaches the calls.
+//!
 //! Calls' commands (requests, responses, ACKs) go back through the stack.
 //! On shutdown it drains ([`drain`]): new calls get 503, live calls go on
 //! for the grace period, then are hung up.
 
 pub mod drain;
 pub mod registry;
+pub mod trunks;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -29,9 +34,11 @@ use crate::sip::message::{Host, Method, SipMessage, Uri, response_to};
 use crate::sip::stack::SipStack;
 use crate::sip::transaction::{TransactionKey, Transport, TuEvent};
 use crate::store::Store;
+use crate::trunk_registrations::TrunkRegistrationsView;
 
 use drain::{Drain, DrainFlag, DrainStep};
 use registry::{Credentials, Registry, RegistryConfig};
+use trunks::{TrunkRegistrations, TrunkTarget};
 
 /// What the bridge allows (OPTIONS answers and 405s list it).
 pub const ALLOW: &str = "REGISTER, OPTIONS, INVITE, ACK, CANCEL, BYE, REFER, NOTIFY, INFO, UPDATE";
@@ -42,6 +49,9 @@ pub struct SignallingConfig {
     pub registry: RegistryConfig,
     /// How long live calls go on after SIGTERM before they are hung up.
     pub shutdown_grace: Duration,
+    /// Where carriers reach the bridge: the Contact and Via of its
+    /// REGISTERs to trunks.
+    pub advertised: SocketAddr,
 }
 
 /// The shared state signalling reads and writes — narrow handles rather
@@ -60,6 +70,10 @@ pub struct Handles {
     pub store: Store,
     /// The PBX's SIP address: its INVITEs are trusted without a challenge.
     pub pbx_peer: crate::pbx_peer::PbxPeer,
+    /// Where the trunk registrations' states are published.
+    pub trunk_registrations: TrunkRegistrationsView,
+    /// Bumped by API changes: the trunks to register are re-read at once.
+    pub plan_changes: crate::plan_changes::PlanChanges,
 }
 
 /// The transaction user: owns the stack, the registrar and the call
@@ -74,6 +88,8 @@ pub struct Signalling {
     store: Store,
     pbx_peer: crate::pbx_peer::PbxPeer,
     grace: Duration,
+    trunks: TrunkRegistrations,
+    plan_changes: crate::plan_changes::PlanChanges,
 }
 
 impl Signalling {
@@ -95,6 +111,8 @@ impl Signalling {
             store: handles.store,
             pbx_peer: handles.pbx_peer,
             grace: config.shutdown_grace,
+            trunks: TrunkRegistrations::new(handles.trunk_registrations, config.advertised),
+            plan_changes: handles.plan_changes,
         }
     }
 
@@ -105,6 +123,12 @@ impl Signalling {
         let reloader = tokio::spawn(registry::keep_credentials(
             self.registry.credentials().clone(),
             self.store.clone(),
+        ));
+        let (targets_tx, mut targets) = watch::channel::<Option<Vec<TrunkTarget>>>(None);
+        let trunk_reader = tokio::spawn(trunks::keep_targets(
+            self.store.clone(),
+            self.plan_changes.clone(),
+            targets_tx,
         ));
         let mut housekeeping = tokio::time::interval(Duration::from_secs(1));
         let mut drain = Drain::Serving;
@@ -131,15 +155,23 @@ impl Signalling {
                 },
                 Some((call, command)) = self.commands.recv() => self.on_call_command(call, command),
                 _ = housekeeping.tick() => self.registry.expire(),
+                _ = sleep_until(self.trunks.poll_timeout()) => self.trunks.on_tick(Instant::now()),
+                Ok(()) = targets.changed(), if drain.serving() => {
+                    let list = targets.borrow_and_update().clone().unwrap_or_default();
+                    self.trunks.apply(&list, Instant::now());
+                }
                 _ = stopped(&mut shutdown), if drain.serving() => {
+                    self.trunks.unregister_all(Instant::now());
                     self.draining.start();
                     tracing::info!(calls = self.calls.live(), "SIP draining: no new calls, live calls go on");
                     drain.start(Instant::now());
                 }
             }
+            self.send_trunk_requests();
             self.stack.flush().await;
         }
         reloader.abort();
+        trunk_reader.abort();
     }
 
     fn on_event(&mut self, event: TuEvent) {
@@ -155,11 +187,17 @@ impl Signalling {
                 let call_id = request.call_id().unwrap_or_default().to_owned();
                 self.calls.deliver(&call_id, CallInput::Ack { request });
             }
+            TuEvent::StrayResponse { response } | TuEvent::Response { response, .. }
+                if self.trunks.on_response(&response, Instant::now()) => {}
             TuEvent::StrayResponse { response } | TuEvent::Response { response, .. } => {
                 let call_id = response.call_id().unwrap_or_default().to_owned();
                 self.calls
                     .deliver(&call_id, CallInput::Response { response });
             }
+            TuEvent::Timeout { key, .. } if self.trunks.on_failure(&key, true, Instant::now()) => {}
+            TuEvent::TransportError { key }
+                if self.trunks.on_failure(&key, false, Instant::now()) => {}
+            TuEvent::Terminated { key } if self.trunks.on_terminated(&key) => {}
             TuEvent::Timeout { key, timer } => {
                 tracing::debug!(%key, ?timer, "SIP transaction timed out");
                 self.calls.transaction_failed(&key);
@@ -313,10 +351,34 @@ impl Signalling {
         }
     }
 
+    /// Sends the trunk registrations' REGISTERs through new client
+    /// transactions.
+    fn send_trunk_requests(&mut self) {
+        let now = Instant::now();
+        for (request, destination, transport) in self.trunks.take_requests(now) {
+            let call_id = request.call_id().unwrap_or_default().to_owned();
+            match self.stack.send_request(request, destination, transport) {
+                Ok(key) => self.trunks.note_key(&call_id, key),
+                Err(e) => {
+                    tracing::warn!(%destination, error = %e, "cannot send a trunk REGISTER");
+                    self.trunks.send_failed(&call_id, now);
+                }
+            }
+        }
+    }
+
     fn answer(&mut self, key: &TransactionKey, response: &SipMessage) {
         if let Err(e) = self.stack.respond(key, response) {
             tracing::debug!(%key, error = %e, "cannot answer SIP request");
         }
+    }
+}
+
+/// Sleeps until `deadline`, or forever without one.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod dialog;
 pub mod message;
 pub mod registrar;
+pub mod registration;
 pub mod stack;
 pub mod transaction;
 pub mod transport;

@@ -107,6 +107,27 @@ impl Store {
         opt_text(&row, "secret")
     }
 
+    /// The trunks that register (`register: true`), each with its stored
+    /// secret, for the bridge's registrations (DID routes not read).
+    pub async fn registering_trunks(&self) -> Result<Vec<(Trunk, Option<String>)>, StoreError> {
+        let rows = sqlx::query(concat!(select!(), " ORDER BY id"))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::new();
+        for row in &rows {
+            let trunk = from_row(row)?;
+            if trunk.register {
+                let secret = if trunk.has_secret {
+                    self.trunk_secret(trunk.id).await?
+                } else {
+                    None
+                };
+                out.push((trunk, secret));
+            }
+        }
+        Ok(out)
+    }
+
     async fn check_trunk_refs(&self, id: Option<Id>, input: &TrunkInput) -> Result<(), StoreError> {
         if let Some(existing) = sqlx::query("SELECT id FROM trunks WHERE name = $1")
             .bind(&input.name)
