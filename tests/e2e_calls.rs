@@ -1076,3 +1076,78 @@ async fn a_call_from_the_pbx_needs_no_challenge_and_names_the_asserted_caller() 
     assert_eq!(a["department_id"], dept, "{a}");
     phone.finish(10 * SECS);
 }
+
+/// A SIPp carrier on `port` running `scenario` for one call.
+fn sipp_carrier(scenario: &str, port: u16) -> std::thread::JoinHandle<(i32, String)> {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let args: Vec<String> = [
+        "-sf",
+        &format!("{}/{scenario}", peers::REPO),
+        "-i",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-mp",
+        &peers::free_port().to_string(),
+        "-m",
+        "1",
+        "-timeout",
+        "25",
+        "-nostdin",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    std::thread::spawn(move || {
+        let done = peers::run_sipp(&dir, &args, 30 * SECS);
+        let _ = std::fs::remove_dir_all(&dir);
+        done
+    })
+}
+
+/// An extension dials a number beyond the bridge: the outbound route
+/// strips and prepends, its first trunk (a SIPp carrier) answers 503, the
+/// second answers; one `outbound` attendance, recorded, closed on hang-up.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_extension_dials_out_and_the_second_trunk_takes_the_call() {
+    let pbx = Pbx::start().await;
+    pbx.post(
+        "/extensions",
+        json!({"number": "1901", "secret": "pw-1901-x"}),
+    )
+    .await;
+    let (p1, p2) = (peers::free_port(), peers::free_port());
+    let t1 = pbx
+        .post("/trunks", json!({"name": "c1", "host": "127.0.0.1", "port": p1}))
+        .await["id"]
+        .clone();
+    let t2 = pbx
+        .post("/trunks", json!({"name": "c2", "host": "127.0.0.1", "port": p2}))
+        .await["id"]
+        .clone();
+    pbx.post(
+        "/outbound-routes",
+        json!({"name": "nacional", "priority": 10, "patterns": ["_0X."], "strip": 1,
+               "prepend": "55", "trunk_ids": [t1, t2]}),
+    )
+    .await;
+    let busy = sipp_carrier("tests/sipp/carrier_503.xml", p1);
+    let carrier = sipp_carrier("tests/sipp/agent_answers_at_once.xml", p2);
+    std::thread::sleep(Duration::from_millis(500));
+    let mut caller = pbx
+        .caller("011987654321")
+        .auth("1901", "pw-1901-x")
+        .play(pbx.tone("caller"))
+        .hangup_after(2.0)
+        .spawn();
+    assert_eq!(caller.wait(30 * SECS), 0, "caller:\n{}", caller.log());
+    let (code, out) = busy.join().unwrap();
+    assert_eq!(code, 0, "the first trunk was tried:\n{out}");
+    let (code, out) = carrier.join().unwrap();
+    assert_eq!(code, 0, "the second trunk took the call and got the BYE:\n{out}");
+    let a = pbx.closed().await;
+    assert_eq!(a["direction"], "outbound", "{a}");
+    assert_eq!(a["callee"], "011987654321", "{a}");
+    assert_eq!(a["close_reason"], "caller_hangup", "{a}");
+    assert!(a["recording"].is_object(), "{a}");
+}
