@@ -173,6 +173,9 @@ async fn client_bench(body: &str, per_call: usize, calls: usize) {
     app.ami().set_tuning(AmiTuning {
         record_latencies: true,
         ping_interval: Duration::from_secs(3600),
+        // The recorded PBX's `bridge` endpoint is a customer's trunk, not
+        // this bridge (whose calls would be its own, never followed).
+        bridge_endpoints: Vec::new(),
         ..AmiTuning::default()
     });
     let (tx, rx) = std_mpsc::channel();

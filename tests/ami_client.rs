@@ -310,6 +310,10 @@ fn fast_tuning() -> AmiTuning {
         resync_timeout: Duration::from_secs(2),
         stable_after: Duration::from_secs(30),
         directory_refresh: Duration::from_secs(30),
+        // The recorded transcripts come from a PBX whose `bridge` endpoint
+        // was a customer's trunk (context `from-bridge`), not this bridge:
+        // with it as the bridge, their calls would be the bridge's own.
+        bridge_endpoints: Vec::new(),
         ..AmiTuning::default()
     }
 }
@@ -820,6 +824,7 @@ both!(
         // Every API change of the plan is signalled to the AMI client.
         assert!(*plan.borrow() > before);
         let mut f = Follower::new(bridge.app.store().clone(), chrono_tz::UTC);
+        f.set_directory(bridge.app.store().call_directory().await.unwrap());
         let opened = |l: &str| CallDecision::CallOpened {
             linkedid: l.into(),
             caller: "1001".into(),
@@ -838,13 +843,30 @@ both!(
         let applied = f.apply(&to_bridge("9.1")).await.expect("withdraw");
         assert_eq!(applied, Applied::Withdrawn(Some(p1.clone())));
         assert!(bridge.attendances().await.is_empty());
-        // Answered: kept (one batch, one transaction).
+        // Answered by the dialplan (no agent): withdrawn as well.
+        let applied = f
+            .apply_batch(&[
+                opened("9.3"),
+                CallDecision::CallAnswered {
+                    linkedid: "9.3".into(),
+                    agent_extension: None,
+                },
+                to_bridge("9.3"),
+            ])
+            .await
+            .expect("batch");
+        assert!(
+            matches!(&applied[2], Applied::Withdrawn(Some(_))),
+            "{applied:?}"
+        );
+        assert!(bridge.attendances().await.is_empty());
+        // An agent attends it: kept (one batch, one transaction).
         let applied = f
             .apply_batch(&[
                 opened("9.2"),
                 CallDecision::CallAnswered {
                     linkedid: "9.2".into(),
-                    agent_extension: None,
+                    agent_extension: Some("1002".into()),
                 },
                 to_bridge("9.2"),
             ])

@@ -58,8 +58,9 @@ pub struct AmiTuning {
     pub transfer_extension_context: String,
     /// Contexts where calls from outside arrive.
     pub inbound_contexts: Vec<String>,
-    /// PJSIP endpoints that are trunks besides the configured trunks (the
-    /// bridge itself).
+    /// PJSIP endpoints of the bridge itself (the rendered `bridge`): calls
+    /// whose other side is one of them are the bridge's (it opens their
+    /// attendance), never followed here. Also treated as trunks.
     pub bridge_endpoints: Vec<String>,
     /// Keep every bytes-received → attendance-updated latency (benchmark).
     pub record_latencies: bool,
@@ -87,9 +88,32 @@ impl Default for AmiTuning {
                 "from-bridge".into(),
                 "from-trunk".into(),
             ],
-            bridge_endpoints: vec!["bridge".into()],
+            bridge_endpoints: vec![crate::asterisk::BRIDGE_ENDPOINT.into()],
             record_latencies: false,
         }
+    }
+}
+
+impl AmiTuning {
+    /// The tracker's view of the PBX: these names and the numbering plan.
+    pub fn tracker_config(&self, dir: &CallDirectory) -> TrackerConfig {
+        let mut cfg = TrackerConfig::new();
+        cfg.inbound_contexts = self.inbound_contexts.iter().cloned().collect();
+        cfg.inbound_contexts.extend(
+            dir.trunks
+                .iter()
+                .map(|name| format!("pbx-bridge-from-{name}")),
+        );
+        cfg.trunk_endpoints = self
+            .bridge_endpoints
+            .iter()
+            .chain(dir.trunks.iter())
+            .cloned()
+            .collect::<HashSet<_>>();
+        cfg.bridge_endpoints = self.bridge_endpoints.iter().cloned().collect();
+        cfg.known_extensions = dir.extensions.keys().cloned().collect();
+        cfg.department_codes = dir.department_codes.keys().cloned().collect();
+        cfg
     }
 }
 
@@ -606,23 +630,7 @@ impl Client {
         self.plan.borrow_and_update();
         match self.store.call_directory().await {
             Ok(dir) => {
-                let t = &self.tuning;
-                let mut cfg = TrackerConfig::new();
-                cfg.inbound_contexts = t.inbound_contexts.iter().cloned().collect();
-                cfg.inbound_contexts.extend(
-                    dir.trunks
-                        .iter()
-                        .map(|name| format!("pbx-bridge-from-{name}")),
-                );
-                cfg.trunk_endpoints = t
-                    .bridge_endpoints
-                    .iter()
-                    .chain(dir.trunks.iter())
-                    .cloned()
-                    .collect::<HashSet<_>>();
-                cfg.known_extensions = dir.extensions.keys().cloned().collect();
-                cfg.department_codes = dir.department_codes.keys().cloned().collect();
-                self.tracker.set_config(cfg);
+                self.tracker.set_config(self.tuning.tracker_config(&dir));
                 let _ = self.follow.send(ToFollower::Directory(dir));
             }
             Err(e) => tracing::warn!(error = %e, "cannot read the numbering plan for AMI"),

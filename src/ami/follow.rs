@@ -45,9 +45,11 @@ pub enum Applied {
         protocol: String,
         closed: Option<CloseReason>,
     },
-    /// The call went to the bridge; its unanswered attendance (if it had
-    /// one) was deleted.
+    /// The call went to the bridge; its attendance (if it had one no agent
+    /// attends) was deleted.
     Withdrawn(Option<String>),
+    /// Transferred: another agent attends it now.
+    Transferred(String),
     /// The decision concerns a call without an attendance (nothing to do).
     Unknown,
 }
@@ -230,8 +232,33 @@ impl Follower {
             }
             CallDecision::CallToBridge { linkedid } => {
                 self.remember(undo, linkedid, None);
-                let protocol = batch.discard_unanswered(CallSource::Ami, linkedid).await?;
+                let protocol = batch.discard_unattended(CallSource::Ami, linkedid).await?;
                 Ok(Applied::Withdrawn(protocol))
+            }
+            CallDecision::CallTransferred {
+                linkedid,
+                target,
+                department_code,
+                agent_extension,
+                at,
+            } => {
+                let Some(protocol) = self.protocol_of(batch, undo, linkedid).await? else {
+                    return Ok(Applied::Unknown);
+                };
+                let agent = agent_extension
+                    .as_deref()
+                    .and_then(|e| self.directory.agent_of_extension(e));
+                let department_id = department_code
+                    .as_deref()
+                    .and_then(|c| self.directory.department_codes.get(c))
+                    .map(|d| d.id);
+                if !batch
+                    .reassign(&protocol, agent, department_id, target, utc(*at))
+                    .await?
+                {
+                    return Ok(Applied::Unknown);
+                }
+                Ok(Applied::Transferred(protocol))
             }
         }
     }
@@ -289,6 +316,16 @@ fn log_applied(d: &CallDecision, a: &Applied) {
                 tracing::warn!(%protocol, linkedid, "AMI call ended while the link was down");
             }
             tracing::info!(%protocol, linkedid, closed = ?closed.map(|r| r.as_str()), "AMI call ended");
+        }
+        (
+            CallDecision::CallTransferred {
+                target,
+                agent_extension,
+                ..
+            },
+            Applied::Transferred(protocol),
+        ) => {
+            tracing::info!(%protocol, linkedid, target, agent_extension = ?agent_extension, "AMI call transferred");
         }
         (_, Applied::Withdrawn(protocol)) => {
             tracing::info!(protocol = ?protocol, linkedid, "AMI call went to the bridge: its attendance is the bridge's");

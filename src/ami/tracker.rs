@@ -22,17 +22,28 @@
 //! remembered for a while so late events (`Cdr`, a stray `VarSet`) cannot
 //! re-open them.
 //!
-//! Calls that dial the bridge (`bridge_endpoints`: the rendered dialplan
-//! sends department codes and some DIDs there with `Dial(PJSIP/701@bridge)`)
-//! are the bridge's: it opens its own SIP attendance for them, so this
-//! tracker must not open a second one. A call not rooted on the bridge is
-//! therefore *held* once it could open, until it shows it is not going to
-//! the bridge: a leg other than the bridge is created (an agent rung), it is
-//! answered, or it ends; a non-root leg on a bridge endpoint makes it the
-//! bridge's and it never opens. If a call already opened (it rang an agent
-//! first) goes to the bridge unanswered, [`CallDecision::CallToBridge`]
-//! withdraws its attendance; an answered one stays followed. Calls *from*
-//! the bridge (root channel on a bridge endpoint) open at once, as before.
+//! A call whose other side is the bridge (`bridge_endpoints`, the rendered
+//! `bridge` PJSIP endpoint) is the bridge's: it carries it and opens its own
+//! SIP attendance, so this tracker never opens a second one. Both directions:
+//! - calls that dial the bridge (the rendered dialplan sends department
+//!   codes and some DIDs there with `Dial(PJSIP/701@bridge)`). A call not
+//!   rooted on the bridge is therefore *held* once it could open, until it
+//!   shows it is not going to the bridge: a leg other than the bridge is
+//!   created (an agent rung), another leg answers it, or it ends; a non-root
+//!   leg on a bridge endpoint makes it the bridge's and it never opens. If a
+//!   call already opened (it rang an agent first) goes to the bridge before
+//!   any other leg answered it, [`CallDecision::CallToBridge`] withdraws its
+//!   attendance; one an agent answered stays followed (an agent's transfer
+//!   to a department on the bridge). The dialplan answering a held call
+//!   (`Answer()`) does not release it.
+//! - calls the bridge places through Asterisk (an agent rung "through the
+//!   PBX": the bridge's INVITE arrives on the `bridge` endpoint, so the root
+//!   channel is `PJSIP/bridge-…` dialling `PJSIP/<extension>`): never opened.
+//!
+//! Transfers: once a leg answered, a later `DialEnd ANSWER` from the call to
+//! another channel means a leg was sent elsewhere (an AMI `Redirect` to a
+//! department code, a blind transfer) and someone else answered there:
+//! [`CallDecision::CallTransferred`] names the new agent.
 //!
 //! After a reconnect, [`Tracker::resync`] reconciles with the
 //! `CoreShowChannel` snapshot: calls that vanished end once, live calls not
@@ -146,10 +157,26 @@ pub enum CallDecision {
         /// when only the dialplan or a re-sync ended it.
         hangup_by: Option<Party>,
     },
-    /// The call went to the bridge before anyone answered: the bridge has
-    /// the attendance, the one opened for it here is withdrawn. Nothing else
-    /// is reported for this Linkedid.
+    /// The call went to the bridge before any other leg answered it: the
+    /// bridge has the attendance, the one opened for it here is withdrawn.
+    /// Nothing else is reported for this Linkedid.
     CallToBridge { linkedid: String },
+    /// Answered again, by another channel, after a leg answered it: a leg of
+    /// the call was sent elsewhere (an AMI `Redirect`, a blind transfer),
+    /// dialled anew from `target`, and `agent_extension` answered there; it
+    /// now attends the call (and the department, when `department_code`).
+    CallTransferred {
+        linkedid: String,
+        /// The extension the redirected leg dialled from (a department code
+        /// or an extension).
+        target: String,
+        /// Set when `target` is a configured department PABX code.
+        department_code: Option<String>,
+        /// The answering PJSIP endpoint, when it is a known extension
+        /// (`None`: someone else, e.g. the bridge).
+        agent_extension: Option<String>,
+        at: SystemTime,
+    },
 }
 
 /// A side of a call: the root channel (who called) or any other leg.
@@ -179,7 +206,8 @@ impl CallDecision {
             | CallDecision::CallAnswered { linkedid, .. }
             | CallDecision::RecordingAnnounced { linkedid, .. }
             | CallDecision::CallEnded { linkedid, .. }
-            | CallDecision::CallToBridge { linkedid } => linkedid,
+            | CallDecision::CallToBridge { linkedid }
+            | CallDecision::CallTransferred { linkedid, .. } => linkedid,
         }
     }
 }
@@ -201,6 +229,9 @@ struct Call {
     opened: bool,
     /// `Some(agent)` once answered (reported when opened).
     answer: Option<Option<String>>,
+    /// The channel that answered, when a leg did (not the dialplan); the
+    /// last one after a transfer.
+    answered_by: Option<String>,
     answer_reported: bool,
     recordings: Vec<String>,
     recordings_reported: usize,
@@ -223,6 +254,7 @@ impl Call {
             legs: HashMap::new(),
             opened: false,
             answer: None,
+            answered_by: None,
             answer_reported: false,
             recordings: Vec::new(),
             recordings_reported: 0,
@@ -455,7 +487,7 @@ impl Tracker {
                 endpoint_of(s.channel).is_some_and(|e| self.config.bridge_endpoints.contains(e));
             if !bridge_leg {
                 call.released = true;
-            } else if call.answer.is_none() {
+            } else if call.answered_by.is_none() {
                 call.to_bridge = true;
                 if call.opened {
                     call.opened = false;
@@ -482,8 +514,12 @@ impl Tracker {
             return;
         }
         let cfg = &self.config;
-        let from_bridge = endpoint_of(&root.name).is_some_and(|e| cfg.bridge_endpoints.contains(e));
-        if !from_bridge && !call.released && !cfg.bridge_endpoints.is_empty() {
+        if endpoint_of(&root.name).is_some_and(|e| cfg.bridge_endpoints.contains(e)) {
+            // Placed by the bridge through Asterisk: the bridge's call.
+            call.to_bridge = true;
+            return;
+        }
+        if !call.released && !cfg.bridge_endpoints.is_empty() {
             call.held_since.get_or_insert(at);
             return;
         }
@@ -535,25 +571,64 @@ impl Tracker {
         }
     }
 
+    /// The call was answered by the channel `by` (a leg), or by the
+    /// dialplan (`None`).
     fn answered(
         &mut self,
         linkedid: &str,
         agent: Option<String>,
+        by: Option<&str>,
         at: SystemTime,
         out: &mut Vec<CallDecision>,
     ) {
         let Some(call) = self.calls.get_mut(linkedid) else {
             return;
         };
+        if call.answered_by.is_none()
+            && let Some(by) = by
+        {
+            call.answered_by = Some(by.to_owned());
+        }
         if call.answer.is_some() {
             return;
         }
         call.answer = Some(agent);
         if call.opened {
             Self::flush_pending(linkedid, call, out);
-        } else {
-            // Answered here, not by the bridge: a held call opens now.
+        } else if by.is_some() {
+            // Answered by a leg (the bridge's leg made it the bridge's
+            // already): a held call opens now. The dialplan answering it
+            // does not say where it is going: it stays held.
             self.release(linkedid, at, out);
+        }
+    }
+
+    /// A call a leg answered was answered again by `dest` (dialled from
+    /// the channel at `target`): a transfer.
+    fn transferred(
+        &mut self,
+        linkedid: &str,
+        target: &str,
+        dest: &str,
+        at: SystemTime,
+        out: &mut Vec<CallDecision>,
+    ) {
+        let agent_extension = self.agent_of(dest);
+        let department_code = self.is_department_code(target).then(|| target.to_owned());
+        let Some(call) = self.calls.get_mut(linkedid) else {
+            return;
+        };
+        call.answered_by = Some(dest.to_owned());
+        // Who hung up first is about the new agent's conversation.
+        call.hangup_by = None;
+        if call.opened {
+            out.push(CallDecision::CallTransferred {
+                linkedid: linkedid.to_owned(),
+                target: target.to_owned(),
+                department_code,
+                agent_extension,
+                at,
+            });
         }
     }
 
@@ -587,7 +662,7 @@ impl Tracker {
             (c.opened || c.held_since.is_some()) && c.root.as_deref() == Some(uniqueid)
         });
         if is_root_of_open_call {
-            self.answered(linkedid, None, at, out);
+            self.answered(linkedid, None, None, at, out);
         }
     }
 
@@ -606,10 +681,19 @@ impl Tracker {
         let answered = ev
             .get("DialStatus")
             .is_some_and(|s| s.eq_ignore_ascii_case("ANSWER"));
-        if answered && caller.is_some() {
+        let Some(caller) = caller.filter(|_| answered) else {
+            return;
+        };
+        let linkedid = dest.linkedid.to_owned();
+        let again = self.calls.get(&linkedid).is_some_and(|c| {
+            c.answer.is_some() && c.answered_by.as_deref().is_some_and(|b| b != dest.channel)
+        });
+        if again {
+            let target = caller.exten.unwrap_or_default().to_owned();
+            self.transferred(&linkedid, &target, dest.channel, at, out);
+        } else {
             let agent = self.agent_of(dest.channel);
-            let linkedid = dest.linkedid.to_owned();
-            self.answered(&linkedid, agent, at, out);
+            self.answered(&linkedid, agent, Some(dest.channel), at, out);
         }
     }
 
@@ -737,8 +821,9 @@ impl Tracker {
         else {
             return;
         };
-        let agent = ev.get("DestinationChannel").and_then(|c| self.agent_of(c));
-        self.answered(&linkedid, agent, at, out);
+        let dest = ev.get("DestinationChannel").filter(|c| !c.is_empty());
+        let agent = dest.and_then(|c| self.agent_of(c));
+        self.answered(&linkedid, agent, dest, at, out);
     }
 
     /// Reconcile with the live channels read after a (re)connect: the
@@ -818,10 +903,10 @@ impl Tracker {
                 .is_some_and(|l| l.up);
             if let Some(chan) = agent_leg {
                 let agent = self.agent_of(&chan);
-                self.answered(linkedid, agent, at, &mut out);
+                self.answered(linkedid, agent, Some(&chan), at, &mut out);
             } else if root_up && (call.opened || call.held_since.is_some()) && call.legs.len() == 1
             {
-                self.answered(linkedid, None, at, &mut out);
+                self.answered(linkedid, None, None, at, &mut out);
             }
         }
         out

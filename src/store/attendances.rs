@@ -685,22 +685,72 @@ impl AttendanceBatch {
     }
 
     /// Withdraws the attendance of a call that turned out to be another
-    /// engine's (an Asterisk call that dialed the bridge, which opens its
-    /// own): deleted unless someone answered it. Returns its protocol.
-    pub async fn discard_unanswered(
+    /// engine's (an Asterisk call whose other side is the bridge, which
+    /// opens its own): deleted unless an agent attends it (the dialplan
+    /// answering it is no agent). Returns its protocol.
+    pub async fn discard_unattended(
         &mut self,
         source: CallSource,
         call_ref: &str,
     ) -> Result<Option<String>, StoreError> {
         let row = sqlx::query(
             "DELETE FROM attendances WHERE source = $1 AND call_ref = $2 \
-             AND answered_at IS NULL RETURNING protocol",
+             AND agent_id IS NULL RETURNING protocol",
         )
         .bind(source.as_str())
         .bind(call_ref)
         .fetch_optional(&mut *self.tx)
         .await?;
         row.as_ref().map(|r| text(r, "protocol")).transpose()
+    }
+
+    /// The call was transferred and `agent_id` answered it there: it is
+    /// now the attendance's agent (and `department_id`, when given, its
+    /// department). The transfer is added to the history unless it is
+    /// there already (the API records the `Redirect` it sent: the last
+    /// entry, to the same target, from the agent who attended until now).
+    /// Returns whether the attendance was found.
+    pub async fn reassign(
+        &mut self,
+        protocol: &str,
+        agent_id: Option<Id>,
+        department_id: Option<Id>,
+        target: &str,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let Some(row) =
+            sqlx::query("SELECT agent_id, transfers FROM attendances WHERE protocol = $1")
+                .bind(protocol)
+                .fetch_optional(&mut *self.tx)
+                .await?
+        else {
+            return Ok(false);
+        };
+        let from_agent_id = opt_int(&row, "agent_id")?;
+        let mut transfers: Vec<Transfer> = json(&row, "transfers")?;
+        let recorded = transfers
+            .last()
+            .is_some_and(|t| t.target == target && t.from_agent_id == from_agent_id);
+        if !recorded {
+            transfers.push(Transfer {
+                at,
+                from_agent_id,
+                target: target.to_owned(),
+                department_id,
+            });
+        }
+        sqlx::query(
+            "UPDATE attendances SET agent_id = $1, department_id = COALESCE($2, department_id), \
+             transfers = $3, last_activity_at = $4 WHERE protocol = $5",
+        )
+        .bind(agent_id)
+        .bind(department_id)
+        .bind(to_json(&transfers))
+        .bind(ms(at))
+        .bind(protocol)
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(true)
     }
 }
 

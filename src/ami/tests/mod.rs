@@ -3,8 +3,10 @@
 
 mod codec_unit;
 mod fixtures;
+mod follow_store;
 mod props;
 mod session_sim;
 mod support;
 mod tracker_bridge;
 mod tracker_scenarios;
+mod tracker_transfer;

@@ -1,6 +1,7 @@
-//! Calls that go to the bridge are the bridge's (it opens its own SIP
-//! attendance): the tracker never opens, or withdraws, an AMI attendance
-//! for them, while calls from the bridge stay followed.
+//! Calls whose other side is the bridge are the bridge's (it opens its own
+//! SIP attendance): the tracker never opens, or withdraws, an AMI attendance
+//! for calls that go to the bridge and for the legs the bridge places
+//! through Asterisk.
 
 use std::time::{Duration, SystemTime};
 
@@ -8,12 +9,12 @@ use super::super::packet::Packet;
 use super::super::tracker::{CallDecision, Direction, Tracker, TrackerConfig};
 use super::support::*;
 
-fn at(i: usize) -> SystemTime {
+pub(super) fn at(i: usize) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(i as u64)
 }
 
 /// The rendered dialplan's PBX: `bridge` is the bridge's endpoint.
-fn config() -> TrackerConfig {
+pub(super) fn config() -> TrackerConfig {
     fixture_tracker_config()
         .bridge("bridge")
         .trunk("operadora")
@@ -22,17 +23,17 @@ fn config() -> TrackerConfig {
 
 /// A leg: `(channel, uniqueid, linkedid, context, exten, caller, state)`.
 #[derive(Clone, Copy)]
-struct Leg<'a>(
-    &'a str,
-    &'a str,
-    &'a str,
-    &'a str,
-    &'a str,
-    &'a str,
-    &'a str,
+pub(super) struct Leg<'a>(
+    pub &'a str,
+    pub &'a str,
+    pub &'a str,
+    pub &'a str,
+    pub &'a str,
+    pub &'a str,
+    pub &'a str,
 );
 
-fn chan_event(name: &str, leg: Leg<'_>) -> Packet {
+pub(super) fn chan_event(name: &str, leg: Leg<'_>) -> Packet {
     let Leg(channel, uid, lid, ctx, exten, caller, state) = leg;
     Packet::new()
         .with("Event", name)
@@ -45,7 +46,7 @@ fn chan_event(name: &str, leg: Leg<'_>) -> Packet {
         .with("Linkedid", lid)
 }
 
-fn dial(name: &str, from: Leg<'_>, to: Leg<'_>, status: Option<&str>) -> Packet {
+pub(super) fn dial(name: &str, from: Leg<'_>, to: Leg<'_>, status: Option<&str>) -> Packet {
     let mut p = chan_event(name, from);
     let Leg(channel, uid, lid, ctx, exten, caller, state) = to;
     for (k, v) in [
@@ -65,13 +66,13 @@ fn dial(name: &str, from: Leg<'_>, to: Leg<'_>, status: Option<&str>) -> Packet 
     p
 }
 
-fn hangup(leg: Leg<'_>, cause: &str) -> Packet {
+pub(super) fn hangup(leg: Leg<'_>, cause: &str) -> Packet {
     chan_event("Hangup", leg)
         .with("Cause", cause)
         .with("Cause-txt", "Normal Clearing")
 }
 
-fn run(t: &mut Tracker, evs: &[Packet]) -> Vec<(usize, CallDecision)> {
+pub(super) fn run(t: &mut Tracker, evs: &[Packet]) -> Vec<(usize, CallDecision)> {
     let mut out = Vec::new();
     for (i, ev) in evs.iter().enumerate() {
         for d in t.on_event(ev, at(i)) {
@@ -161,6 +162,7 @@ fn without_a_bridge_endpoint_the_same_call_is_followed() {
             CallDecision::CallAnswered { .. } => "answered",
             CallDecision::CallEnded { .. } => "ended",
             CallDecision::CallToBridge { .. } => "to-bridge",
+            CallDecision::CallTransferred { .. } => "transferred",
         })
         .collect();
     assert_eq!(kinds, ["opened", "recording", "answered", "ended"]);
@@ -389,10 +391,13 @@ fn resync_sees_the_bridge_leg_and_opens_nothing() {
     assert!(t.open_calls().is_empty());
 }
 
-/// The recorded scenarios (calls from the bridge, an originate between
-/// extensions, unanswered calls) decide the same with the bridge rule on.
+/// The recorded scenarios of `fixture_tracker_config` were captured with a
+/// customer's UA on an endpoint named `bridge`. With the bridge rule on, that
+/// endpoint is the bridge: the calls rooted on it (b, g, g2) are the
+/// bridge's and open nothing; the originate between extensions (d) decides
+/// the same.
 #[test]
-fn fixture_scenarios_decide_the_same_with_the_bridge_rule() {
+fn fixture_scenarios_with_the_bridge_rule() {
     for prefix in ["b-", "d-", "g-", "g2-"] {
         let evs: Vec<Packet> = packets_of(&read(&scenario(prefix, ".ami.in")))
             .into_iter()
@@ -405,6 +410,154 @@ fn fixture_scenarios_decide_the_same_with_the_bridge_rule() {
         let without = decide(fixture_tracker_config());
         let with = decide(fixture_tracker_config().bridge("bridge"));
         assert!(!without.is_empty(), "{prefix}");
-        assert_eq!(with, without, "{prefix}");
+        if prefix == "d-" {
+            assert_eq!(with, without, "{prefix}");
+        } else {
+            assert_eq!(with, [], "{prefix}");
+        }
     }
+}
+
+/// The bridge rings agent 1002 "through the PBX": its INVITE (with
+/// `X-Protocol`) arrives on the `bridge` endpoint and the rendered context
+/// for calls from the bridge dials `PJSIP/1002`, who answers; the bridge
+/// hangs up. The bridge carries the call: nothing is opened here.
+fn bridge_rings_an_agent_through_the_pbx(answer: bool) -> Vec<Packet> {
+    let root = Leg(
+        "PJSIP/bridge-00000060",
+        "1800000000.90",
+        "1800000000.90",
+        "pbx-bridge-from-bridge",
+        "1002",
+        "551133334444",
+        "4",
+    );
+    let root_up = Leg(root.0, root.1, root.2, root.3, root.4, root.5, "6");
+    let agent = Leg(
+        "PJSIP/1002-00000061",
+        "1800000000.91",
+        "1800000000.90",
+        "pbx-bridge-ext-1002",
+        "s",
+        "1002",
+        "0",
+    );
+    let agent_ringing = Leg(agent.0, agent.1, agent.2, agent.3, agent.4, agent.5, "5");
+    let agent_up = Leg(agent.0, agent.1, agent.2, agent.3, agent.4, agent.5, "6");
+    let mut evs = vec![
+        chan_event("Newchannel", root),
+        chan_event("Newexten", root),
+        chan_event("Newchannel", agent),
+        dial("DialBegin", root, agent, None),
+        chan_event("Newstate", agent_ringing),
+    ];
+    if answer {
+        evs.extend([
+            chan_event("Newstate", agent_up),
+            dial("DialEnd", root, agent_up, Some("ANSWER")),
+            chan_event("Newstate", root_up),
+            chan_event("BridgeEnter", agent_up),
+            chan_event("BridgeEnter", root_up),
+            chan_event("HangupRequest", root_up),
+            chan_event("BridgeLeave", root_up),
+            hangup(root_up, "16"),
+            chan_event("BridgeLeave", agent_up),
+            hangup(agent_up, "16"),
+            Packet::new()
+                .with("Event", "Cdr")
+                .with("UniqueID", root.1)
+                .with("DestinationChannel", agent.0)
+                .with("Disposition", "ANSWERED"),
+        ]);
+    } else {
+        evs.extend([
+            chan_event("HangupRequest", root),
+            dial("DialEnd", root, agent_ringing, Some("CANCEL")),
+            hangup(agent_ringing, "16"),
+            hangup(root, "16"),
+            Packet::new()
+                .with("Event", "Cdr")
+                .with("UniqueID", root.1)
+                .with("DestinationChannel", agent.0)
+                .with("Disposition", "NO ANSWER"),
+        ]);
+    }
+    evs
+}
+
+#[test]
+fn a_leg_the_bridge_places_through_the_pbx_opens_nothing() {
+    for answer in [true, false] {
+        let mut t = Tracker::new(config());
+        let got = run(&mut t, &bridge_rings_an_agent_through_the_pbx(answer));
+        assert_eq!(got, [], "answered: {answer}");
+        assert_eq!(t.live_calls(), 0);
+        assert!(t.open_calls().is_empty());
+    }
+}
+
+#[test]
+fn a_leg_the_bridge_places_is_not_opened_by_a_resync_either() {
+    let evs = bridge_rings_an_agent_through_the_pbx(true);
+    // Mid-call snapshot: the bridge's leg and the agent, both up.
+    let snap: Vec<Packet> = [&evs[9], &evs[8]]
+        .iter()
+        .map(|e| {
+            let mut p = Packet::new().with("Event", "CoreShowChannel");
+            for k in [
+                "Channel",
+                "ChannelState",
+                "CallerIDNum",
+                "Context",
+                "Exten",
+                "Uniqueid",
+                "Linkedid",
+            ] {
+                p.push(k, e.get(k).unwrap_or_default());
+            }
+            p.push("Duration", "00:00:05");
+            p
+        })
+        .collect();
+    let mut t = Tracker::new(config());
+    assert_eq!(t.resync(&snap, at(100)), []);
+    assert!(t.open_calls().is_empty());
+}
+
+/// A trunk call the dialplan answers (`Answer()`, a greeting) before
+/// sending it to a department on the bridge: the dialplan answering it is
+/// no agent, the call stays held and goes to the bridge: nothing opened.
+#[test]
+fn a_call_the_dialplan_answers_before_the_bridge_opens_nothing() {
+    let root = Leg(
+        "PJSIP/operadora-00000070",
+        "1800000000.95",
+        "1800000000.95",
+        "pbx-bridge-from-operadora",
+        "1130000701",
+        "+551199998888",
+        "4",
+    );
+    let root_up = Leg(root.0, root.1, root.2, root.3, root.4, root.5, "6");
+    let bridge = Leg(
+        "PJSIP/bridge-00000071",
+        "1800000000.96",
+        "1800000000.95",
+        "pbx-bridge-from-bridge",
+        "s",
+        "701",
+        "6",
+    );
+    let evs = [
+        chan_event("Newchannel", root),
+        chan_event("Newstate", root_up),
+        chan_event("Newchannel", bridge),
+        dial("DialBegin", root_up, bridge, None),
+        dial("DialEnd", root_up, bridge, Some("ANSWER")),
+        hangup(bridge, "16"),
+        hangup(root_up, "16"),
+    ];
+    let mut t = Tracker::new(config());
+    assert_eq!(run(&mut t, &evs), []);
+    assert_eq!(t.live_calls(), 0);
 }
