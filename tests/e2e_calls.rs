@@ -1118,11 +1118,17 @@ async fn an_extension_dials_out_and_the_second_trunk_takes_the_call() {
     .await;
     let (p1, p2) = (peers::free_port(), peers::free_port());
     let t1 = pbx
-        .post("/trunks", json!({"name": "c1", "host": "127.0.0.1", "port": p1}))
+        .post(
+            "/trunks",
+            json!({"name": "c1", "host": "127.0.0.1", "port": p1}),
+        )
         .await["id"]
         .clone();
     let t2 = pbx
-        .post("/trunks", json!({"name": "c2", "host": "127.0.0.1", "port": p2}))
+        .post(
+            "/trunks",
+            json!({"name": "c2", "host": "127.0.0.1", "port": p2}),
+        )
         .await["id"]
         .clone();
     pbx.post(
@@ -1144,7 +1150,10 @@ async fn an_extension_dials_out_and_the_second_trunk_takes_the_call() {
     let (code, out) = busy.join().unwrap();
     assert_eq!(code, 0, "the first trunk was tried:\n{out}");
     let (code, out) = carrier.join().unwrap();
-    assert_eq!(code, 0, "the second trunk took the call and got the BYE:\n{out}");
+    assert_eq!(
+        code, 0,
+        "the second trunk took the call and got the BYE:\n{out}"
+    );
     let a = pbx.closed().await;
     assert_eq!(a["direction"], "outbound", "{a}");
     assert_eq!(a["callee"], "011987654321", "{a}");

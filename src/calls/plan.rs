@@ -34,6 +34,8 @@ pub struct CallPlan {
     /// The PBX beside the bridge, when enabled.
     pbx: Option<Pbx>,
     routes: Vec<OutboundRoute>,
+    /// The trunks' digest secrets (answering a carrier's challenge).
+    trunk_secrets: HashMap<Id, String>,
     /// Where each trunk's calls go (its host resolved by the background
     /// reader, never on a call's path).
     trunk_addrs: HashMap<Id, SocketAddr>,
@@ -47,7 +49,12 @@ impl CallPlan {
         let agents = all_pages(|a, n| store.list_agents(a, n), |a: &Agent| a.id).await?;
         let extensions =
             all_pages(|a, n| store.list_extensions(a, n), |e: &Extension| e.id).await?;
-        let trunks = all_pages(|a, n| store.list_trunks(a, n), |t: &Trunk| t.id).await?;
+        let accounts = store.trunk_accounts().await?;
+        let trunk_secrets: HashMap<Id, String> = accounts
+            .iter()
+            .filter_map(|(t, secret)| Some((t.id, secret.clone()?)))
+            .collect();
+        let trunks: Vec<Trunk> = accounts.into_iter().map(|(t, _)| t).collect();
         let pbx = store.get_pbx().await?;
         let routes = store.all_outbound_routes().await?;
         let mut trunk_addrs = HashMap::new();
@@ -66,7 +73,8 @@ impl CallPlan {
             trunks,
         )
         .with_pbx(pbx.enabled.then_some(pbx))
-        .with_routes(routes, trunk_addrs))
+        .with_routes(routes, trunk_addrs)
+        .with_trunk_secrets(trunk_secrets))
     }
 
     /// A plan from its rows (the database's, or a test's).
@@ -104,8 +112,20 @@ impl CallPlan {
             trunks,
             pbx: None,
             routes: Vec::new(),
+            trunk_secrets: HashMap::new(),
             trunk_addrs: HashMap::new(),
         }
+    }
+
+    /// The plan with the trunks' digest secrets.
+    pub fn with_trunk_secrets(mut self, secrets: HashMap<Id, String>) -> CallPlan {
+        self.trunk_secrets = secrets;
+        self
+    }
+
+    /// Trunk `id`'s digest secret, if it has one.
+    pub fn trunk_secret(&self, id: Id) -> Option<&str> {
+        self.trunk_secrets.get(&id).map(String::as_str)
     }
 
     /// The plan with its outbound routes and the trunks' addresses.

@@ -15,7 +15,8 @@ use crate::calls::fork::{Fork, ForkRequest, ForkState};
 use crate::calls::live::{LegRole, LegState, LiveLeg};
 use crate::domain::{CloseReason, Trunk};
 use crate::routing::OutboundDial;
-use crate::sip::message::{NameAddr, Uri};
+use crate::sip::auth::{Challenge, answer_challenge};
+use crate::sip::message::{NameAddr, SipMessage, Uri};
 use crate::sip::transaction::Transport;
 
 /// A trunk that has not answered 1xx by then is given up for the next.
@@ -31,6 +32,9 @@ pub(super) struct Outbound {
     /// The fork to the trunk tried now, and when it is given up.
     fork: Option<usize>,
     deadline: Option<Instant>,
+    /// The trunk tried now challenged once already (a second challenge
+    /// means our credentials are wrong).
+    challenged: bool,
 }
 
 impl Outbound {
@@ -40,6 +44,7 @@ impl Outbound {
             next: 0,
             fork: None,
             deadline: None,
+            challenged: false,
         }
     }
 
@@ -68,6 +73,7 @@ impl Call {
             };
             ob.fork = None;
             ob.deadline = None;
+            ob.challenged = false;
             let Some(&id) = ob.dial.trunk_ids.get(ob.next) else {
                 tracing::warn!(protocol = %self.protocol, route = %ob.dial.route, "no trunk of the route took the call");
                 self.end_unanswered(CloseReason::Failed, 503);
@@ -183,6 +189,85 @@ impl Call {
         }
         self.forks.push(fork);
         Ok(self.forks.len() - 1)
+    }
+
+    /// The carrier challenged the INVITE (401/407): once per trunk, the
+    /// same INVITE again (same Call-ID and From tag, next CSeq, new branch)
+    /// with the trunk's credentials (RFC 3261 §22.2). False when it cannot
+    /// be answered (no credentials, a second challenge): the fork failed.
+    pub(super) fn outbound_challenged(&mut self, idx: usize, response: &SipMessage) -> bool {
+        let status = response.status().unwrap_or(0);
+        let (challenge_header, answer_header) = match status {
+            407 => ("Proxy-Authenticate", "Proxy-Authorization"),
+            _ => ("WWW-Authenticate", "Authorization"),
+        };
+        let Some(ob) = self.outbound.as_mut() else {
+            return false;
+        };
+        if ob.challenged {
+            tracing::warn!(protocol = %self.protocol, status, "the carrier refused the trunk's credentials");
+            return false;
+        }
+        let plan = self.env.plan();
+        let Some(trunk) = self.forks[idx].trunk.and_then(|id| plan.trunk(id)) else {
+            return false;
+        };
+        let (Some(user), Some(secret)) = (
+            trunk.username.as_deref().filter(|u| !u.is_empty()),
+            plan.trunk_secret(trunk.id),
+        ) else {
+            tracing::warn!(protocol = %self.protocol, trunk = %trunk.name, "the carrier asks for credentials the trunk does not have");
+            return false;
+        };
+        let Some(challenge) = response
+            .headers(challenge_header)
+            .find_map(|v| Challenge::parse(&String::from_utf8_lossy(v)).ok())
+        else {
+            return false;
+        };
+        let Some(mut invite) = self.forks[idx].set.invites().last().cloned() else {
+            return false;
+        };
+        let uri =
+            String::from_utf8_lossy(invite.request_uri_raw().unwrap_or_default()).into_owned();
+        let cnonce = self.ids.next_token();
+        let Ok(credentials) =
+            answer_challenge(&challenge, "INVITE", &uri, user, secret, &cnonce, 1)
+        else {
+            return false;
+        };
+        let seq = invite.cseq().map(|c| c.seq + 1).unwrap_or(2);
+        let via = self
+            .env
+            .local(self.forks[idx].transport)
+            .via(&self.ids.branch());
+        invite.remove_top_via();
+        invite.remove_header(answer_header);
+        let rebuilt = invite
+            .prepend_via(&via)
+            .and_then(|()| invite.set_header("CSeq", &format!("{seq} INVITE")))
+            .and_then(|()| invite.push_header(answer_header, &credentials.to_string()));
+        let Some(key) = rebuilt
+            .ok()
+            .and_then(|()| crate::sip::transaction::TransactionKey::client(&invite).ok())
+        else {
+            return false;
+        };
+        let fork = &mut self.forks[idx];
+        if fork.set.add_invite(invite.clone()).is_err() {
+            return false;
+        }
+        fork.key = key;
+        fork.invite_seq = seq;
+        fork.state = ForkState::Calling;
+        let (destination, transport) = (fork.destination, fork.transport);
+        if let Some(ob) = self.outbound.as_mut() {
+            ob.challenged = true;
+            ob.deadline = Some(self.now + TRUNK_SETUP);
+        }
+        tracing::info!(protocol = %self.protocol, trunk = %trunk.name, status, "answering the carrier's challenge");
+        self.send_request(invite, destination, transport);
+        true
     }
 
     /// The far end rings: it may ring until [`OUTBOUND_RING`].

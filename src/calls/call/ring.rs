@@ -355,6 +355,13 @@ impl Call {
             ForkEvent::ResendAck(ack) => self.transmit(ack, dest, transport),
             ForkEvent::Cancel(c) => self.send_request(c, dest, transport),
             ForkEvent::Failed { status, .. } => {
+                if matches!(status, 401 | 407)
+                    && self.is_outbound_fork(idx)
+                    && self.forks[idx].live()
+                    && self.outbound_challenged(idx, &response)
+                {
+                    return;
+                }
                 if self.forks[idx].live() {
                     self.fork_failed(idx, status);
                 }

@@ -13,6 +13,8 @@ fn trunk_n(id: Id) -> Trunk {
         id,
         name: format!("carrier{id}"),
         inbound: Vec::new(),
+        username: Some(format!("acct{id}")),
+        has_secret: true,
         ..trunk()
     }
 }
@@ -47,6 +49,7 @@ fn outbound_plan(allowed: Vec<Id>) -> CallPlan {
         vec![trunk_n(11), trunk_n(12)],
     )
     .with_routes(vec![route(allowed)], addrs)
+    .with_trunk_secrets([(11, "s3cret-11".to_owned())].into_iter().collect())
 }
 
 fn dial(number: &str) -> Sim {
@@ -146,4 +149,74 @@ fn no_route_is_404_and_a_route_that_does_not_allow_the_extension_is_403() {
     let env = FakeEnv::new(outbound_plan(vec![999]));
     let sim = Sim::start_from_extension(env, "1001", "011987654321");
     assert_eq!(sim.to_caller_invite(), vec![100, 403]);
+}
+
+/// The carrier on trunk `id` challenges the last INVITE it got.
+fn challenge(sim: &mut Sim, id: Id, status: u16) {
+    let invite = sim.to_agent(id, Method::Invite).pop().unwrap();
+    let mut response = agent_response(&invite, status, "c1", id);
+    let header = if status == 407 {
+        "Proxy-Authenticate"
+    } else {
+        "WWW-Authenticate"
+    };
+    response
+        .push_header(
+            header,
+            "Digest realm=\"carrier\", nonce=\"n0nce\", qop=\"auth\", algorithm=MD5",
+        )
+        .unwrap();
+    sim.sip(CallInput::Response { response });
+}
+
+#[test]
+fn a_carrier_challenge_is_answered_once_with_the_trunks_credentials() {
+    let mut sim = dial("011987654321");
+    challenge(&mut sim, 11, 401);
+    let invites = sim.to_agent(11, Method::Invite);
+    assert_eq!(invites.len(), 2, "the INVITE again, with credentials");
+    let retry = &invites[1];
+    let auth = String::from_utf8_lossy(retry.header("Authorization").unwrap()).into_owned();
+    assert!(
+        auth.contains("username=\"acct11\"") && auth.contains("realm=\"carrier\""),
+        "{auth}"
+    );
+    assert_eq!(
+        retry.cseq().unwrap().seq,
+        invites[0].cseq().unwrap().seq + 1
+    );
+    assert_eq!(retry.call_id().unwrap(), invites[0].call_id().unwrap());
+    assert_eq!(
+        retry.from().unwrap().tag(),
+        invites[0].from().unwrap().tag()
+    );
+    sim.agent_says(11, 200);
+    assert_eq!(sim.caller_200s(), 1);
+}
+
+#[test]
+fn a_second_challenge_means_wrong_credentials_and_the_next_trunk_is_tried() {
+    let mut sim = dial("011987654321");
+    challenge(&mut sim, 11, 407);
+    assert!(
+        sim.to_agent(11, Method::Invite)[1]
+            .header("Proxy-Authorization")
+            .is_some()
+    );
+    challenge(&mut sim, 11, 407);
+    assert_eq!(sim.to_agent(11, Method::Invite).len(), 2, "never a third");
+    assert_eq!(sim.to_agent(12, Method::Invite).len(), 1);
+}
+
+#[test]
+fn a_challenge_without_credentials_on_the_trunk_fails_over() {
+    let mut sim = dial("011987654321");
+    sim.agent_says(11, 503);
+    challenge(&mut sim, 12, 401);
+    assert_eq!(
+        sim.to_agent(12, Method::Invite).len(),
+        1,
+        "trunk 12 has no secret"
+    );
+    assert_eq!(sim.ended(), Some(Some(CloseReason::Failed)));
 }
