@@ -1039,33 +1039,25 @@ async fn a_call_from_the_pbx_needs_no_challenge_and_names_the_asserted_caller() 
     assert_eq!(s, 200, "{b}");
     let mut phone = pbx.phone("1891").answer_after(0.3).spawn();
     std::thread::sleep(Duration::from_millis(500));
-    let dir = tempfile::tempdir().unwrap();
-    let args: Vec<String> = [
-        "-sf",
-        &format!("{}/tests/sipp/pbx_caller.xml", peers::REPO),
-        "-s",
-        "890",
-        "-key",
-        "caller",
-        "1892",
-        "-key",
-        "pai",
-        "551133334444",
-        "-d",
-        "1000",
-        "-i",
-        "127.0.0.1",
-        "-p",
-        &port.to_string(),
-        "-m",
-        "1",
-        "-nostdin",
-        &pbx.svc.sip.to_string(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let (code, out) = peers::run_sipp(dir.path(), &args, 30 * SECS);
+    let asterisk = peers::sipp_once(
+        "tests/sipp/pbx_caller.xml",
+        port,
+        &[
+            "-s",
+            "890",
+            "-key",
+            "caller",
+            "1892",
+            "-key",
+            "pai",
+            "551133334444",
+            "-d",
+            "1000",
+            &pbx.svc.sip.to_string(),
+        ],
+        25 * SECS,
+    );
+    let (code, out) = asterisk.join().unwrap();
     assert_eq!(
         code, 0,
         "Asterisk's call went through without a challenge:\n{out}"
@@ -1075,34 +1067,6 @@ async fn a_call_from_the_pbx_needs_no_challenge_and_names_the_asserted_caller() 
     assert_eq!(a["direction"], "inbound", "{a}");
     assert_eq!(a["department_id"], dept, "{a}");
     phone.finish(10 * SECS);
-}
-
-/// A SIPp carrier on `port` running `scenario` for one call.
-fn sipp_carrier(scenario: &str, port: u16) -> std::thread::JoinHandle<(i32, String)> {
-    let dir = tempfile::tempdir().unwrap().keep();
-    let args: Vec<String> = [
-        "-sf",
-        &format!("{}/{scenario}", peers::REPO),
-        "-i",
-        "127.0.0.1",
-        "-p",
-        &port.to_string(),
-        "-mp",
-        &peers::free_port().to_string(),
-        "-m",
-        "1",
-        "-timeout",
-        "25",
-        "-nostdin",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    std::thread::spawn(move || {
-        let done = peers::run_sipp(&dir, &args, 30 * SECS);
-        let _ = std::fs::remove_dir_all(&dir);
-        done
-    })
 }
 
 /// An extension dials a number beyond the bridge: the outbound route
@@ -1137,8 +1101,8 @@ async fn an_extension_dials_out_and_the_second_trunk_takes_the_call() {
                "prepend": "55", "trunk_ids": [t1, t2]}),
     )
     .await;
-    let busy = sipp_carrier("tests/sipp/carrier_503.xml", p1);
-    let carrier = sipp_carrier("tests/sipp/agent_answers_at_once.xml", p2);
+    let busy = peers::sipp_once("tests/sipp/carrier_503.xml", p1, &[], 25 * SECS);
+    let carrier = peers::sipp_once("tests/sipp/agent_answers_at_once.xml", p2, &[], 25 * SECS);
     std::thread::sleep(Duration::from_millis(500));
     let mut caller = pbx
         .caller("011987654321")

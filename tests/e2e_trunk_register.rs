@@ -11,7 +11,7 @@ mod peers;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use peers::{Service, free_port, run_sipp};
+use peers::{Service, free_port};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -21,27 +21,12 @@ const SECRET: &str = "s3cret-trunk";
 /// joins to its exit code and output.
 fn registrar(scenario: &str) -> (u16, JoinHandle<(i32, String)>) {
     let port = free_port();
-    let dir = tempfile::tempdir().unwrap().keep();
-    let args: Vec<String> = [
-        "-sf",
-        &format!("{}/tests/sipp/{scenario}", peers::REPO),
-        "-i",
-        "127.0.0.1",
-        "-p",
-        &port.to_string(),
-        "-m",
-        "1",
-        "-nostdin",
-        "-timeout",
-        "40",
-    ]
-    .map(String::from)
-    .to_vec();
-    let handle = std::thread::spawn(move || {
-        let done = run_sipp(&dir, &args, Duration::from_secs(45));
-        let _ = std::fs::remove_dir_all(&dir);
-        done
-    });
+    let handle = peers::sipp_once(
+        &format!("tests/sipp/{scenario}"),
+        port,
+        &[],
+        Duration::from_secs(40),
+    );
     // SIPp binds at once; give it a moment before the bridge sends.
     std::thread::sleep(Duration::from_millis(300));
     (port, handle)

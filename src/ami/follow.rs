@@ -178,9 +178,7 @@ impl Follower {
                 let Some(protocol) = self.protocol_of(batch, undo, linkedid).await? else {
                     return Ok(Applied::Unknown);
                 };
-                let agent = agent_extension
-                    .as_deref()
-                    .and_then(|e| self.directory.agent_of_extension(e));
+                let agent = self.agent_of(agent_extension.as_deref());
                 batch.mark_answered(&protocol, agent, Utc::now()).await?;
                 Ok(Applied::Answered(protocol))
             }
@@ -245,9 +243,7 @@ impl Follower {
                 let Some(protocol) = self.protocol_of(batch, undo, linkedid).await? else {
                     return Ok(Applied::Unknown);
                 };
-                let agent = agent_extension
-                    .as_deref()
-                    .and_then(|e| self.directory.agent_of_extension(e));
+                let agent = self.agent_of(agent_extension.as_deref());
                 let department_id = department_code
                     .as_deref()
                     .and_then(|c| self.directory.department_codes.get(c))
@@ -265,6 +261,11 @@ impl Follower {
 
     /// The `close_on_hangup` of the call's (current) department; `None`
     /// when it has none (or one the directory no longer knows).
+    /// The agent using Asterisk extension `extension`, if any.
+    fn agent_of(&self, extension: Option<&str>) -> Option<Id> {
+        extension.and_then(|e| self.directory.agent_of_extension(e))
+    }
+
     fn department_closes_on_hangup(&self, department_id: Option<Id>) -> Option<bool> {
         department_id
             .and_then(|id| self.directory.departments.get(&id))

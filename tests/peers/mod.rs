@@ -951,6 +951,43 @@ pub fn sip_options(to: SocketAddr, timeout: Duration) -> Option<SipResponse> {
 
 /// Runs SIPp with `args` from `cwd` (bounded by `timeout`); returns the exit
 /// code and what it printed.
+/// SIPp running `scenario` (a path under the repository) for one call on
+/// 127.0.0.1:`port` (its media on another free port), with `extra`
+/// arguments, in a thread of its own with a scratch directory; joins to
+/// its exit code and output. `timeout`: SIPp's own `-timeout`, and (plus
+/// 5 s) how long the thread waits for it.
+pub fn sipp_once(
+    scenario: &str,
+    port: u16,
+    extra: &[&str],
+    timeout: Duration,
+) -> std::thread::JoinHandle<(i32, String)> {
+    let dir = tempfile::tempdir().unwrap().keep();
+    let mut args: Vec<String> = [
+        "-sf",
+        &format!("{REPO}/{scenario}"),
+        "-i",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-mp",
+        &free_port().to_string(),
+        "-m",
+        "1",
+        "-timeout",
+        &timeout.as_secs().to_string(),
+        "-nostdin",
+    ]
+    .map(String::from)
+    .to_vec();
+    args.extend(extra.iter().map(|s| s.to_string()));
+    std::thread::spawn(move || {
+        let done = run_sipp(&dir, &args, timeout + Duration::from_secs(5));
+        let _ = std::fs::remove_dir_all(&dir);
+        done
+    })
+}
+
 pub fn run_sipp(cwd: &Path, args: &[String], timeout: Duration) -> (i32, String) {
     let mut child = Command::new(sipp())
         .current_dir(cwd)

@@ -106,16 +106,6 @@ fn pbx_plan() -> CallPlan {
     )
 }
 
-fn opened(sim: &Sim) -> crate::store::NewAttendance {
-    sim.out
-        .iter()
-        .find_map(|o| match o {
-            Output::OpenAttendance(new) => Some(new.clone()),
-            _ => None,
-        })
-        .expect("an attendance")
-}
-
 #[test]
 fn the_pbx_relays_a_customer_call_known_by_its_asserted_identity() {
     let invite = invite_with(
@@ -123,7 +113,7 @@ fn the_pbx_relays_a_customer_call_known_by_its_asserted_identity() {
         "P-Asserted-Identity: \"Cliente\" <sip:551133334444@127.0.0.1>\n",
     );
     let sim = Sim::start_invite(FakeEnv::new(pbx_plan()), invite, true, true);
-    let new = opened(&sim);
+    let new = sim.opened();
     assert_eq!(new.caller, "551133334444");
     assert_eq!(new.direction, crate::domain::Direction::Inbound);
     assert_eq!(sim.to_agent(1, Method::Invite).len(), 1);
@@ -133,7 +123,7 @@ fn the_pbx_relays_a_customer_call_known_by_its_asserted_identity() {
 fn the_pbx_relays_one_of_its_phones_as_an_internal_call() {
     let invite = invite_with("700", "P-Asserted-Identity: <sip:1002@127.0.0.1>\n");
     let sim = Sim::start_invite(FakeEnv::new(pbx_plan()), invite, true, true);
-    let new = opened(&sim);
+    let new = sim.opened();
     assert_eq!(new.caller, "1002");
     assert_eq!(new.direction, crate::domain::Direction::Internal);
 }

@@ -453,6 +453,17 @@ impl Sim {
         ends.first().copied()
     }
 
+    /// The attendance the call asked to open.
+    pub fn opened(&self) -> crate::store::NewAttendance {
+        self.out
+            .iter()
+            .find_map(|o| match o {
+                Output::OpenAttendance(new) => Some(new.clone()),
+                _ => None,
+            })
+            .expect("an attendance")
+    }
+
     pub fn media(&self) -> Vec<&MediaOp> {
         self.out
             .iter()

@@ -56,20 +56,10 @@ fn dial(number: &str) -> Sim {
     Sim::start_from_extension(FakeEnv::new(outbound_plan(Vec::new())), "1001", number)
 }
 
-fn opened(sim: &Sim) -> crate::store::NewAttendance {
-    sim.out
-        .iter()
-        .find_map(|o| match o {
-            Output::OpenAttendance(new) => Some(new.clone()),
-            _ => None,
-        })
-        .expect("an attendance")
-}
-
 #[test]
 fn an_outbound_call_goes_through_the_first_trunk_rewritten_and_is_recorded() {
     let mut sim = dial("011987654321");
-    let new = opened(&sim);
+    let new = sim.opened();
     assert_eq!(new.direction, crate::domain::Direction::Outbound);
     assert_eq!(new.callee, "011987654321");
     let invite = sim
