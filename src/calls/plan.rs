@@ -59,8 +59,15 @@ impl CallPlan {
         let routes = store.all_outbound_routes().await?;
         let mut trunk_addrs = HashMap::new();
         for t in &trunks {
-            if let Some(addr) = resolve(&t.host, t.port).await {
-                trunk_addrs.insert(t.id, addr);
+            // A trunk whose host does not resolve is skipped when dialled
+            // (logged there), so a failing name is not logged every read.
+            match crate::sip::transport::resolve(&t.host, t.port).await {
+                Ok(addr) => {
+                    trunk_addrs.insert(t.id, addr);
+                }
+                Err(e) => {
+                    tracing::debug!(trunk = %t.name, error = %e, "trunk host does not resolve")
+                }
             }
         }
         Ok(CallPlan::from_parts(
@@ -234,31 +241,6 @@ impl CallPlan {
             self.holidays.iter().cloned(),
             agents,
         )
-    }
-}
-
-/// A host and port as a socket address: an IP literal, or a name resolved
-/// (only ever in the background reader); the first IPv4 answer.
-pub(super) async fn resolve(host: &str, port: u16) -> Option<SocketAddr> {
-    if let Ok(ip) = host
-        .trim_matches(|c| c == '[' || c == ']')
-        .parse::<std::net::IpAddr>()
-    {
-        return Some(SocketAddr::new(ip, port));
-    }
-    match tokio::net::lookup_host((host, port)).await {
-        Ok(addrs) => {
-            let addrs: Vec<_> = addrs.collect();
-            addrs
-                .iter()
-                .find(|a| a.is_ipv4())
-                .or(addrs.first())
-                .copied()
-        }
-        Err(e) => {
-            tracing::warn!(%host, error = %e, "cannot resolve a host of the call plan");
-            None
-        }
     }
 }
 

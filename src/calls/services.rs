@@ -108,6 +108,7 @@ impl PlanKeeper {
     async fn keep(self: Arc<Self>, store: Store, changes: PlanChanges, pbx_peer: PbxPeer) {
         let mut changed = changes.subscribe();
         let mut failing = false;
+        let mut pbx_unresolved = false;
         loop {
             changed.mark_unchanged();
             let generation = changes.generation();
@@ -118,7 +119,20 @@ impl PlanKeeper {
                         failing = false;
                     }
                     pbx_peer.set(match plan.pbx() {
-                        Some(pbx) => super::plan::resolve(&pbx.sip_host, pbx.sip_port).await,
+                        Some(pbx) => match crate::sip::transport::resolve(&pbx.sip_host, pbx.sip_port).await {
+                            Ok(addr) => {
+                                pbx_unresolved = false;
+                                Some(addr)
+                            }
+                            Err(e) => {
+                                // Said once when it stops resolving, not every read.
+                                if !pbx_unresolved {
+                                    tracing::warn!(host = %pbx.sip_host, error = %e, "cannot resolve pbx.sip_host; calls from the PBX are not recognised");
+                                }
+                                pbx_unresolved = true;
+                                None
+                            }
+                        },
                         None => None,
                     });
                     if let Ok(mut p) = self.current.write() {

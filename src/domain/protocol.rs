@@ -42,6 +42,13 @@ impl Protocol {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Its day and its sequence in that day (a parsed protocol always has
+    /// both).
+    pub fn parts(&self) -> (NaiveDate, u64) {
+        let day = NaiveDate::parse_from_str(&self.0[..8], "%Y%m%d").unwrap_or_default();
+        (day, self.0[8..].parse().unwrap_or(0))
+    }
 }
 
 impl std::fmt::Display for Protocol {

@@ -45,7 +45,8 @@ impl Allocator {
                     ranges.entry(*day).or_default().push((*first, *last))
                 }
                 Entry::Open { protocol, .. } => {
-                    if let Some((day, seq)) = split(protocol) {
+                    if let Ok(p) = Protocol::parse(protocol) {
+                        let (day, seq) = p.parts();
                         let u = used.entry(day).or_default();
                         *u = (*u).max(seq);
                     }
@@ -128,13 +129,6 @@ impl Allocator {
             })
             .collect()
     }
-}
-
-/// `(day, seq)` of a protocol string.
-pub(crate) fn split(protocol: &str) -> Option<(NaiveDate, u64)> {
-    let p = Protocol::parse(protocol).ok()?;
-    let day = NaiveDate::parse_from_str(&p.as_str()[..8], "%Y%m%d").ok()?;
-    Some((day, p.as_str()[8..].parse().ok()?))
 }
 
 /// The allocator shared by `open` and the refiller, with the rate that

@@ -78,12 +78,9 @@ pub async fn keep_targets(
 async fn read_targets(store: &Store) -> Result<Vec<TrunkTarget>, crate::store::StoreError> {
     let mut out = Vec::new();
     for (trunk, secret) in store.registering_trunks().await? {
-        let destination = match tokio::net::lookup_host((trunk.host.as_str(), trunk.port)).await {
-            Ok(mut addrs) => addrs
-                .next()
-                .ok_or_else(|| format!("{} resolves to no address", trunk.host)),
-            Err(e) => Err(format!("cannot resolve {}: {e}", trunk.host)),
-        };
+        let destination = crate::sip::transport::resolve(&trunk.host, trunk.port)
+            .await
+            .map_err(|e| format!("cannot resolve {}: {e}", trunk.host));
         out.push(TrunkTarget {
             id: trunk.id,
             username: trunk.username.clone().unwrap_or_default(),

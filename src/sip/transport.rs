@@ -462,3 +462,28 @@ async fn write_queue(
     // Stops the reader too (no-op when it is what ended the connection).
     close.cancel();
 }
+
+/// Where `host:port` goes: an IP literal as is (brackets around IPv6
+/// allowed), else the name resolved, its first IPv4 answer preferred
+/// (the bridge's sockets are usually IPv4). Never on a call's path: the
+/// background readers of the call plan and of the trunks call it.
+pub async fn resolve(host: &str, port: u16) -> io::Result<SocketAddr> {
+    if let Ok(ip) = host
+        .trim_matches(|c| c == '[' || c == ']')
+        .parse::<std::net::IpAddr>()
+    {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port)).await?.collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{host} resolves to no address"),
+            )
+        })
+}

@@ -8,11 +8,8 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-
 use super::{Call, ring::ForkRefused};
 use crate::calls::fork::{Fork, ForkRequest, ForkState};
-use crate::calls::live::{LegRole, LegState, LiveLeg};
 use crate::domain::{CloseReason, Trunk};
 use crate::routing::OutboundDial;
 use crate::sip::auth::{Challenge, answer_challenge};
@@ -126,7 +123,7 @@ impl Call {
         } else {
             ""
         };
-        let target: Uri = format!("sip:{number}@{}{suffix}", host_port(addr))
+        let target: Uri = format!("sip:{number}@{addr}{suffix}")
             .parse()
             .map_err(|e: crate::sip::message::UriError| fail(&e))?;
         let to =
@@ -150,10 +147,7 @@ impl Call {
             None => format!("<sip:{user}@{}>", local.host),
         })
         .map_err(|e| fail(&e))?;
-        let text = std::str::from_utf8(&self.caller.sdp).map_err(|e| fail(&e))?;
-        let offer =
-            crate::media::sdp::rewrite(text, self.config.media_address, self.config.agent_port)
-                .map_err(|e| fail(&e))?;
+        let offer = self.offer_to_agent_side()?;
         let (mut fork, invite) = Fork::build(
             ForkRequest {
                 agent: None,
@@ -162,33 +156,14 @@ impl Call {
                 to,
                 caller: &from,
                 protocol: &self.protocol,
-                sdp: Bytes::from(offer),
+                sdp: offer,
                 local: &local,
             },
             self.ids.as_mut(),
         )
         .map_err(|e| fail(&e))?;
         fork.trunk = Some(trunk.id);
-        let leg = LiveLeg {
-            role: LegRole::Agent,
-            call_id: fork.call_id.clone(),
-            peer: fork.destination.to_string(),
-            extension: None,
-            agent_id: None,
-            state: LegState::Calling,
-        };
-        if !self.env.claim(&self.protocol, leg) {
-            return Err(ForkRefused::Busy);
-        }
-        self.send_request(invite, fork.destination, fork.transport);
-        if let Some(since) = self.received.take() {
-            self.out(super::Output::SetupMark {
-                stage: "invite_to_fork",
-                since,
-            });
-        }
-        self.forks.push(fork);
-        Ok(self.forks.len() - 1)
+        self.launch_fork(fork, invite, None)
     }
 
     /// The carrier challenged the INVITE (401/407): once per trunk, the
@@ -319,12 +294,5 @@ impl Call {
         if let Some(trunk) = self.trunk_channel.take() {
             self.env.release_trunk_channel(trunk);
         }
-    }
-}
-
-fn host_port(addr: SocketAddr) -> String {
-    match addr {
-        SocketAddr::V4(a) => a.to_string(),
-        SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
     }
 }

@@ -71,10 +71,7 @@ impl Call {
         binding: &Registration,
     ) -> Result<usize, ForkRefused> {
         let fail = |e: &dyn std::fmt::Display| ForkRefused::Failed(e.to_string());
-        let text = std::str::from_utf8(&self.caller.sdp).map_err(|e| fail(&e))?;
-        let offer =
-            crate::media::sdp::rewrite(text, self.config.media_address, self.config.agent_port)
-                .map_err(|e| fail(&e))?;
+        let offer = self.offer_to_agent_side()?;
         let route = binding_route(binding).map_err(|e| fail(&e))?;
         let local = self.env.local(route.2);
         let to = crate::sip::message::NameAddr::parse(&format!("<sip:{extension}@{}>", local.host))
@@ -87,17 +84,39 @@ impl Call {
                 to,
                 caller: &self.caller.from,
                 protocol: &self.protocol,
-                sdp: Bytes::from(offer),
+                sdp: offer,
                 local: &local,
             },
             self.ids.as_mut(),
         )
         .map_err(|e| fail(&e))?;
+        let leg_extension = Some(fork.extension.clone());
+        self.launch_fork(fork, invite, leg_extension)
+    }
+
+    /// The caller's SDP rewritten so the far side sends its RTP to the
+    /// bridge's agent-side port: the offer of every fork.
+    pub(super) fn offer_to_agent_side(&self) -> Result<Bytes, ForkRefused> {
+        let fail = |e: &dyn std::fmt::Display| ForkRefused::Failed(e.to_string());
+        let text = std::str::from_utf8(&self.caller.sdp).map_err(|e| fail(&e))?;
+        crate::media::sdp::rewrite(text, self.config.media_address, self.config.agent_port)
+            .map(Bytes::from)
+            .map_err(|e| fail(&e))
+    }
+
+    /// Claims the fork's leg in the live-call table (its agent or
+    /// `extension` busy elsewhere: refused) and sends its INVITE.
+    pub(super) fn launch_fork(
+        &mut self,
+        fork: Fork,
+        invite: SipMessage,
+        extension: Option<String>,
+    ) -> Result<usize, ForkRefused> {
         let leg = LiveLeg {
             role: LegRole::Agent,
             call_id: fork.call_id.clone(),
             peer: fork.destination.to_string(),
-            extension: Some(fork.extension.clone()),
+            extension,
             agent_id: fork.agent,
             state: LegState::Calling,
         };
