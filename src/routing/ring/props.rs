@@ -416,6 +416,11 @@ fn run(depts: Vec<DeptSpec>, agents: Vec<AgentSpec>, ops: Vec<Op>) {
             }
             Op::Change(w, s) => {
                 let a = model.pick(w);
+                // The ring fires the timers due at `now` before it takes the
+                // change (so it may ring `a` while `a` is still available);
+                // the model sees those outputs under the old state first.
+                ring.tick(now);
+                model.apply(ring.drain(&mut missed), now);
                 ring.agent_changed(a, s, now);
                 model.states.insert(a, s);
             }
