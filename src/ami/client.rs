@@ -25,7 +25,7 @@ use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use super::action::Action;
 use super::correlator::ActionOutcome;
@@ -194,7 +194,11 @@ enum Command {
 
 struct Shared {
     status: RwLock<AmiStatus>,
-    changed: Notify,
+    /// Bumped by every PBX configuration change. A generation, not a
+    /// `Notify`: the client marks what it has seen before it reads the
+    /// configuration, so a change it already read never reconnects it
+    /// (a stored `Notify` permit did, just after the first connect).
+    changed: watch::Sender<u64>,
     tuning: Mutex<AmiTuning>,
     commands: mpsc::Sender<Command>,
     receiver: Mutex<Option<mpsc::Receiver<Command>>>,
@@ -219,7 +223,7 @@ impl AmiHandle {
         let (tx, rx) = mpsc::channel(64);
         AmiHandle(Arc::new(Shared {
             status: RwLock::new(AmiStatus::idle(false, None)),
-            changed: Notify::new(),
+            changed: watch::Sender::new(0),
             tuning: Mutex::new(AmiTuning::default()),
             commands: tx,
             receiver: Mutex::new(Some(rx)),
@@ -240,7 +244,7 @@ impl AmiHandle {
 
     /// The PBX configuration changed: re-read it (reconnect or go idle).
     pub fn config_changed(&self) {
-        self.0.changed.notify_one();
+        self.0.changed.send_modify(|g| *g = g.wrapping_add(1));
     }
 
     /// Replaces the timings; takes effect at the next (re)configuration.
@@ -365,6 +369,7 @@ pub async fn run(handles: AmiHandles, mut shutdown: watch::Receiver<bool>) {
         tuning: handle.tuning(),
         directory_read: None,
         plan: handles.plan_changes.subscribe(),
+        config: handle.0.changed.subscribe(),
         pending: HashMap::new(),
         decisions: Vec::new(),
     };
@@ -373,6 +378,8 @@ pub async fn run(handles: AmiHandles, mut shutdown: watch::Receiver<bool>) {
             break;
         }
         client.tuning = handle.tuning();
+        // What is read below includes every change made so far.
+        client.config.mark_unchanged();
         client.refresh_directory().await;
         match client.target().await {
             Target::Idle { enabled, error } => {
@@ -381,7 +388,7 @@ pub async fn run(handles: AmiHandles, mut shutdown: watch::Receiver<bool>) {
                 }
                 handle.set_status(|s| *s = AmiStatus::idle(enabled, error));
                 tokio::select! {
-                    _ = handle.0.changed.notified() => continue,
+                    _ = client.config.changed() => continue,
                     _ = signalled(&mut shutdown) => break,
                 }
             }
@@ -560,6 +567,8 @@ struct Client {
     /// Bumped by the API when extensions, agents, departments or trunks
     /// change: the numbering plan is re-read at once.
     plan: watch::Receiver<u64>,
+    /// The PBX configuration's generation ([`AmiHandle::config_changed`]).
+    config: watch::Receiver<u64>,
     /// ActionID → who waits for its answer.
     pending: HashMap<String, (String, oneshot::Sender<Result<(), AmiActionError>>)>,
     decisions: Vec<CallDecision>,
@@ -674,7 +683,7 @@ impl Client {
             let mut stop = shutdown.clone();
             tokio::select! {
                 _ = signalled(shutdown) => break Exit::Shutdown,
-                _ = handle.0.changed.notified() => break Exit::Reconfigure,
+                _ = self.config.changed() => break Exit::Reconfigure,
                 Ok(()) = self.plan.changed() => self.refresh_directory().await,
                 r = read(&mut conn, &mut buf), if reading => {
                     let now = Instant::now();
