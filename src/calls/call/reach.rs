@@ -9,11 +9,13 @@
 use std::collections::HashSet;
 use std::net::SocketAddr;
 
-use super::Call;
 use super::ring::ForkRefused;
+use super::{Call, user_of};
 use crate::calls::plan::CallPlan;
 use crate::domain::{Id, Registration};
 use crate::pbx_presence::Availability;
+use crate::sip::message::NameAddr;
+use crate::sip::transaction::Transport;
 
 /// Where a fork goes.
 #[derive(Debug, Clone)]
@@ -39,6 +41,20 @@ impl Call {
                 "extension {number} is not registered (on the bridge or the PBX)"
             ))),
         }
+    }
+
+    /// The From of an INVITE through the PBX: the attendance's caller.
+    /// The rendered `bridge` endpoint takes its caller ID from there, so
+    /// the agent's phone shows the customer; for a call Asterisk itself
+    /// sent, that is its asserted identity, not the phone in its From.
+    pub(super) fn caller_for_pbx(&self) -> NameAddr {
+        let number = &self.caller_number;
+        if number.is_empty() || user_of(&self.caller.from) == *number {
+            return self.caller.from.clone();
+        }
+        let host = &self.env.local(Transport::Udp).host;
+        NameAddr::parse(&format!("<sip:{number}@{host}>"))
+            .unwrap_or_else(|_| self.caller.from.clone())
     }
 
     /// The ring's view of the agents (SPEC §5 "available"): the extensions

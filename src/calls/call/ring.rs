@@ -78,17 +78,17 @@ impl Call {
     ) -> Result<usize, ForkRefused> {
         let fail = |e: &dyn std::fmt::Display| ForkRefused::Failed(e.to_string());
         let offer = self.offer_to_agent_side()?;
-        let (route, to) = match reach {
+        let (route, to, caller) = match reach {
             Reach::Bridge(binding) => {
                 let route = binding_route(&binding).map_err(|e| fail(&e))?;
                 let to = format!("<sip:{extension}@{}>", self.env.local(route.2).host);
-                (route, to)
+                (route, to, self.caller.from.clone())
             }
             // The rendered `bridge` endpoint: UDP, identified by our address.
             Reach::Pbx(pbx) => {
                 let uri = format!("sip:{extension}@{pbx}");
                 let route = (uri.parse().map_err(|e| fail(&e))?, pbx, Transport::Udp);
-                (route, format!("<{uri}>"))
+                (route, format!("<{uri}>"), self.caller_for_pbx())
             }
         };
         tracing::info!(protocol = %self.protocol, extension, destination = %route.1, "ringing");
@@ -100,7 +100,7 @@ impl Call {
                 extension,
                 route,
                 to,
-                caller: &self.caller.from,
+                caller: &caller,
                 protocol: &self.protocol,
                 sdp: offer,
                 local: &local,

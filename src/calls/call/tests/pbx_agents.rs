@@ -225,3 +225,20 @@ fn a_transfer_to_an_extension_on_the_pbx_goes_through_the_pbx() {
     );
     assert_eq!(header(&invites[1], "X-Protocol").as_deref(), Some(PROTOCOL));
 }
+
+#[test]
+fn a_call_asterisk_sent_reaches_an_agent_on_asterisk_with_the_customer_as_caller() {
+    let env = env(two_agents(), &[], &[("1002", "NOT_INUSE")]);
+    // Asterisk relays the customer: From is whatever it put there, the
+    // customer is the asserted identity.
+    let invite = invite_with(
+        "700",
+        "P-Asserted-Identity: \"Cliente\" <sip:551133334444@127.0.0.1>\n",
+    );
+    let sim = Sim::start_invite(env, invite, true, true);
+    let invites = to_pbx(&sim);
+    assert_eq!(invites.len(), 1);
+    let from = invites[0].from().unwrap();
+    assert_eq!(user_of(&from), "551133334444", "{from:?}");
+    assert!(from.tag().is_some());
+}
