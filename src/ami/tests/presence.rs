@@ -271,3 +271,29 @@ fn a_refused_or_unanswered_endpoint_list_keeps_the_connection() {
     }
     assert_eq!(presence.availability("1002"), Availability::Free);
 }
+
+/// The stream captured beside a real bridge (fixture i): 1001 and 1003
+/// re-register on Asterisk, 1002 leaves it (it registered on the bridge);
+/// calls come and go. At the end 1001 and 1003 are free on Asterisk and
+/// 1002 is not reachable there.
+#[test]
+fn the_stream_beside_the_bridge_leaves_1001_and_1003_free_and_1002_away() {
+    let mut book = PresenceBook::new();
+    let mut in_use = std::collections::BTreeSet::new();
+    for ev in events_of("i-") {
+        apply_event(&mut book, &ev);
+        for n in ["1001", "1003"] {
+            if availability(&book, n) == Availability::InUse {
+                in_use.insert(n);
+            }
+        }
+    }
+    assert_eq!(availability(&book, "1001"), Availability::Free, "{book:?}");
+    assert_eq!(availability(&book, "1003"), Availability::Free, "{book:?}");
+    assert_eq!(availability(&book, "1002"), Availability::Unreachable);
+    assert_eq!(
+        in_use.into_iter().collect::<Vec<_>>(),
+        ["1001", "1003"],
+        "both were in calls during the stream"
+    );
+}
