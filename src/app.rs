@@ -16,6 +16,7 @@ use crate::calls::{LiveCalls, SipTraces};
 use crate::config::Settings;
 use crate::domain::{AclAction, AclApplies, AclRule, Registrations};
 use crate::ledger::Ledger;
+use crate::pbx_presence::PbxPresence;
 use crate::plan_changes::PlanChanges;
 use crate::registrations::RegistrationsView;
 use crate::signalling::drain::DrainFlag;
@@ -61,6 +62,8 @@ struct Inner {
     traces: SipTraces,
     /// The bridge's registrations to its trunks, published by signalling.
     trunk_registrations: TrunkRegistrationsView,
+    /// The extensions' presence on Asterisk, published by the AMI client.
+    pbx_presence: PbxPresence,
 }
 
 /// SIP messages kept per call (the first and last half).
@@ -92,6 +95,7 @@ impl App {
             calls: LiveCalls::new(),
             traces: SipTraces::new(TRACE_MESSAGES_PER_CALL, TRACE_ENDED_CALLS, TRACE_KEEP_FOR),
             trunk_registrations: TrunkRegistrationsView::default(),
+            pbx_presence: PbxPresence::default(),
         }))
     }
 
@@ -233,5 +237,10 @@ impl App {
     /// The bridge's registrations to its trunks (states by trunk).
     pub fn trunk_registrations(&self) -> &TrunkRegistrationsView {
         &self.0.trunk_registrations
+    }
+
+    /// The extensions' presence on Asterisk (from AMI).
+    pub fn pbx_presence(&self) -> &PbxPresence {
+        &self.0.pbx_presence
     }
 }

@@ -12,6 +12,7 @@ pub mod domain;
 pub mod ledger;
 pub mod media;
 pub mod pbx_peer;
+pub mod pbx_presence;
 pub mod plan_changes;
 pub mod registrations;
 pub mod routing;

@@ -264,6 +264,7 @@ fn call_handles(app: &App, pbx_peer: crate::pbx_peer::PbxPeer) -> CallHandles {
         registrations: app.registrations_view().clone(),
         plan_changes: app.plan_changes().clone(),
         pbx_peer,
+        pbx_presence: app.pbx_presence().clone(),
         settings: CallSettings {
             node_id: s.node_id.clone(),
             media_address: s.media_address,
@@ -281,6 +282,7 @@ pub fn ami_handles(app: &App) -> crate::ami::AmiHandles {
         time_zone: app.settings().time_zone,
         ami: app.ami().clone(),
         plan_changes: app.plan_changes().clone(),
+        presence: app.pbx_presence().clone(),
     }
 }
 

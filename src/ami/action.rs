@@ -101,6 +101,12 @@ impl Action {
         Action::new("CoreShowChannels")
     }
 
+    /// Every PJSIP endpoint with its contacts and device state (extension
+    /// presence, re-read after a login).
+    pub fn pjsip_show_endpoints() -> Self {
+        Action::new("PJSIPShowEndpoints")
+    }
+
     /// Check everything [`Action::encode`] would reject, without encoding.
     pub fn validate(&self) -> Result<(), EncodeError> {
         if !valid_name(&self.name) {

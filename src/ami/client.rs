@@ -32,6 +32,7 @@ use super::correlator::ActionOutcome;
 use super::follow::Follower;
 use super::session::{Backoff, Output, Session, SessionConfig, SessionState};
 use super::tracker::{CallDecision, Tracker, TrackerConfig};
+use crate::pbx_presence::PbxPresence;
 use crate::plan_changes::PlanChanges;
 use crate::store::{CallDirectory, Store};
 
@@ -346,6 +347,9 @@ pub struct AmiHandles {
     pub ami: AmiHandle,
     /// Re-read the numbering plan at once when it changes.
     pub plan_changes: PlanChanges,
+    /// Where the extensions' presence on Asterisk is published (read by
+    /// the calls); cleared whenever the session is not logged in.
+    pub presence: PbxPresence,
 }
 
 /// Runs the client until `shutdown` turns true; logs off on the way out.
@@ -372,6 +376,7 @@ pub async fn run(handles: AmiHandles, mut shutdown: watch::Receiver<bool>) {
         config: handle.0.changed.subscribe(),
         pending: HashMap::new(),
         decisions: Vec::new(),
+        presence: handles.presence.clone(),
     };
     loop {
         if *shutdown.borrow() {
@@ -387,6 +392,7 @@ pub async fn run(handles: AmiHandles, mut shutdown: watch::Receiver<bool>) {
                     tracing::warn!(error = %e, "AMI not started");
                 }
                 handle.set_status(|s| *s = AmiStatus::idle(enabled, error));
+                client.presence.clear();
                 tokio::select! {
                     _ = client.config.changed() => continue,
                     _ = signalled(&mut shutdown) => break,
@@ -572,6 +578,7 @@ struct Client {
     /// ActionID → who waits for its answer.
     pending: HashMap<String, (String, oneshot::Sender<Result<(), AmiActionError>>)>,
     decisions: Vec<CallDecision>,
+    presence: PbxPresence,
 }
 
 struct Conn {
@@ -738,6 +745,7 @@ impl Client {
             }
         };
         handle.0.running.store(false, Ordering::SeqCst);
+        self.presence.clear();
         // Log off (if logged in) and close.
         let now = Instant::now();
         session.shutdown(now);
@@ -826,6 +834,7 @@ impl Client {
     ) {
         let mut state_changed = false;
         while let Some(out) = session.poll_output() {
+            super::presence::follow(&self.presence, &out);
             match out {
                 Output::Connect { after } => {
                     *conn = None;
@@ -871,6 +880,15 @@ impl Client {
                 }
                 Output::ResyncFailed(msg) => {
                     tracing::warn!(message = %msg, "AMI CoreShowChannels refused: calls missed while disconnected stay open");
+                }
+                Output::Presence(endpoints) => {
+                    tracing::info!(
+                        endpoints = endpoints.len(),
+                        "AMI re-read the extensions' presence"
+                    );
+                }
+                Output::PresenceFailed(msg) => {
+                    tracing::warn!(message = %msg, "AMI PJSIPShowEndpoints refused: presence on Asterisk comes only from events");
                 }
                 Output::ActionDone(outcome) => self.action_done(outcome),
                 Output::Unmatched(p) => tracing::debug!(packet = ?p, "unmatched AMI packet"),

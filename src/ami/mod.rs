@@ -14,6 +14,7 @@
 //! - [`correlator`]: matches responses and list events to ActionIDs.
 //! - [`session`]: connection state machine (login, keep-alive, backoff).
 //! - [`tracker`]: follows Asterisk's own calls from events; emits decisions.
+//! - [`presence`]: the extensions' contact and device state on Asterisk.
 //! - [`replay`]: helpers to feed transcripts (tests, benchmarks).
 //! - [`client`]: the tokio driver (TCP, timers, actions from the API).
 //! - [`follow`]: writes the tracker's decisions as attendances.
@@ -25,6 +26,7 @@ pub mod correlator;
 pub mod follow;
 pub mod framed;
 pub mod packet;
+pub mod presence;
 pub mod replay;
 pub mod session;
 pub mod tracker;

@@ -23,7 +23,10 @@
 //! - `Ping` keep-alive: a half-open TCP connection otherwise looks healthy
 //!   for hours while no event arrives;
 //! - `CoreShowChannels` after every login: events missed while disconnected
-//!   are gone, so the live channels are re-read ([`Output::Resync`]).
+//!   are gone, so the live channels are re-read ([`Output::Resync`]);
+//! - `PJSIPShowEndpoints` after every login too: the extensions' contacts and
+//!   device states ([`Output::Presence`]); a refusal or timeout leaves
+//!   presence to the events and keeps the connection.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -217,6 +220,10 @@ pub enum Output {
     Resync(Vec<Packet>),
     /// Asterisk refused the re-sync list (e.g. missing read permission).
     ResyncFailed(String),
+    /// The endpoints (`EndpointList` events) read after a login.
+    Presence(Vec<Packet>),
+    /// Asterisk refused (or never finished) the endpoint list.
+    PresenceFailed(String),
     /// A response or message nobody waited for (late answer after timeout).
     Unmatched(Packet),
     /// The decoder skipped a malformed/oversized message and carried on.
@@ -279,6 +286,7 @@ pub struct Session {
     login_id: Option<String>,
     ping_id: Option<String>,
     resync_id: Option<String>,
+    presence_id: Option<String>,
     logoff_id: Option<String>,
 }
 
@@ -308,6 +316,7 @@ impl Session {
             login_id: None,
             ping_id: None,
             resync_id: None,
+            presence_id: None,
             logoff_id: None,
         }
     }
@@ -532,6 +541,11 @@ impl Session {
             } else if id == self.resync_id.as_deref() {
                 self.fail_connection(now, "CoreShowChannels re-sync timed out".to_owned());
                 return;
+            } else if id == self.presence_id.as_deref() {
+                self.presence_id = None;
+                self.outputs.push_back(Output::PresenceFailed(
+                    "PJSIPShowEndpoints timed out".to_owned(),
+                ));
             } else if id == self.logoff_id.as_deref() {
                 self.logoff_id = None;
             } else {
@@ -616,6 +630,18 @@ impl Session {
                     .outputs
                     .push_back(Output::ResyncFailed(f.reason.to_string())),
             }
+        } else if Some(&id) == self.presence_id.as_ref() {
+            self.presence_id = None;
+            self.outputs.push_back(match outcome {
+                Ok(c) if c.is_success() => Output::Presence(c.events),
+                Ok(c) => Output::PresenceFailed(
+                    c.response
+                        .message()
+                        .unwrap_or("PJSIPShowEndpoints refused")
+                        .to_owned(),
+                ),
+                Err(f) => Output::PresenceFailed(f.reason.to_string()),
+            });
         } else if Some(&id) == self.logoff_id.as_ref() {
             self.logoff_id = None;
         } else {
@@ -635,6 +661,11 @@ impl Session {
                 self.resync_id = self.send_internal(
                     now,
                     Action::core_show_channels(),
+                    self.config.resync_timeout,
+                );
+                self.presence_id = self.send_internal(
+                    now,
+                    Action::pjsip_show_endpoints(),
                     self.config.resync_timeout,
                 );
                 self.next_ping_at = Some(now + self.config.ping_interval);
@@ -710,6 +741,7 @@ impl Session {
             let internal = id == self.login_id.as_deref()
                 || id == self.ping_id.as_deref()
                 || id == self.resync_id.as_deref()
+                || id == self.presence_id.as_deref()
                 || id == self.logoff_id.as_deref();
             if !internal {
                 self.outputs.push_back(Output::ActionDone(Err(f)));
@@ -727,6 +759,7 @@ impl Session {
         self.login_id = None;
         self.ping_id = None;
         self.resync_id = None;
+        self.presence_id = None;
         self.logoff_id = None;
     }
 

@@ -91,7 +91,8 @@ async fn unpause(
 }
 
 /// Presence as the call engine sees it (SPEC §5 "available"): registered
-/// from the registrar's bindings, busy from the live calls.
+/// from the registrar's bindings or reachable on the PBX (AMI), busy from
+/// the live calls or in use on the PBX.
 async fn with_presence(app: &App, agents: &mut [Agent]) -> Result<(), ApiError> {
     let directory = app.store().call_directory().await?;
     let numbers: HashMap<Id, &str> = directory
@@ -101,15 +102,19 @@ async fn with_presence(app: &App, agents: &mut [Agent]) -> Result<(), ApiError> 
         .collect();
     let registered = app.registered_extensions();
     let busy = app.calls().busy_agents();
+    let on_pbx = app.pbx_presence();
     for a in agents {
-        let is_registered = numbers.get(&a.id).is_some_and(|n| registered.contains(*n));
+        use crate::pbx_presence::Availability;
+        let pbx = numbers.get(&a.id).map(|n| on_pbx.availability(n));
+        let is_registered = numbers.get(&a.id).is_some_and(|n| registered.contains(*n))
+            || matches!(pbx, Some(Availability::Free | Availability::InUse));
         a.presence = Presence::derive(
             a.active,
             a.extension_id.is_some(),
             a.pause.is_some(),
             is_registered,
         );
-        a.busy = busy.contains(&a.id);
+        a.busy = busy.contains(&a.id) || pbx == Some(Availability::InUse);
     }
     Ok(())
 }

@@ -60,9 +60,11 @@ pub(crate) fn render(plan: &Plan) -> Result<String, RenderError> {
     }
     let _ = writeln!(
         out,
-        "; Calls the bridge sends to Asterisk: extensions and every outbound route\n\
-         ; (the bridge already applied its own restrictions). Department codes are\n\
-         ; not included: the bridge handles them itself, so they cannot loop.\n\
+        "; Calls the bridge sends to Asterisk: extensions (the bridge rings agents\n\
+         ; registered here with sip:<extension>@<this PBX>, the caller ID in From)\n\
+         ; and every outbound route (the bridge already applied its own\n\
+         ; restrictions). Department codes are not included: the bridge handles\n\
+         ; them itself, so they cannot loop.\n\
          [{FROM_BRIDGE}]\n\
          include => {EXTENSIONS}"
     );

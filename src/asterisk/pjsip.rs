@@ -182,8 +182,11 @@ fn trunk(out: &mut String, name: &str, t: &super::TrunkAccount) -> Result<(), Re
 }
 
 /// The trunk to the bridge, as the fixture's `bridge` endpoint: calls to
-/// department codes go out on it, calls from the bridge come in on it
-/// (identified by the bridge's SIP address and port).
+/// department codes go out on it, calls from the bridge (agents rung
+/// through the PBX, outbound numbers) come in on it, identified by the
+/// bridge's SIP address and port and never challenged (no `auth`: the
+/// bridge has no credentials here), their caller ID taken as the bridge
+/// sends it (`trust_id_inbound`).
 fn bridge(out: &mut String, plan: &Plan) {
     let hp = plan.bridge.host_port();
     let _ = write!(

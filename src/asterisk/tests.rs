@@ -356,6 +356,51 @@ fn trunks_have_registration_identify_and_the_bridge_is_identified_by_its_address
     );
 }
 
+/// The bridge rings agents registered on Asterisk "through the PBX": an
+/// INVITE for `sip:<extension>@<pbx>` from the bridge's SIP address. The
+/// rendered `bridge` endpoint must take it without a challenge (identified
+/// by that address and port, no `auth`), keep the caller ID the bridge
+/// sends (`trust_id_inbound`), and its context must dial the extension.
+#[test]
+fn invites_from_the_bridge_are_identified_unchallenged_and_dial_the_extension() {
+    let (pjsip, ext) = rendered();
+    let objects = pjsip_objects(&pjsip);
+    let bridge = object(&objects, "endpoint", "bridge");
+    assert_eq!(get(bridge, "auth"), None, "no challenge for the bridge");
+    assert_eq!(get(bridge, "trust_id_inbound"), Some("yes"));
+    assert_eq!(get(bridge, "send_pai"), Some("yes"));
+    assert_eq!(get(bridge, "transport"), Some("transport-udp"));
+    let identify = object(&objects, "identify", "bridge");
+    assert_eq!(get(identify, "endpoint"), Some("bridge"));
+    assert_eq!(get(identify, "match"), Some("127.0.0.1:5070"));
+    let ctx = contexts(&ext);
+    let from_bridge = &ctx[get(bridge, "context").unwrap()];
+    assert!(
+        from_bridge
+            .iter()
+            .any(|(k, v)| k == "include" && v == "pbx-bridge-extensions"),
+        "{from_bridge:?}"
+    );
+    assert!(
+        !from_bridge
+            .iter()
+            .any(|(k, v)| k == "include" && v == "pbx-bridge-departments"),
+        "a department code never loops back to the bridge"
+    );
+    let e = &ctx["pbx-bridge-extensions"];
+    for n in ["1001", "1002", "1003"] {
+        assert!(
+            e.iter()
+                .any(|(k, v)| k == "exten" && v.starts_with(&format!("{n},1,"))),
+            "{n}"
+        );
+    }
+    assert!(
+        e.iter()
+            .any(|(k, v)| k == "same" && v == "n,Dial(PJSIP/${EXTEN},30)")
+    );
+}
+
 #[test]
 fn department_codes_go_to_the_bridge() {
     let (_, ext) = rendered();

@@ -46,6 +46,9 @@ pub struct CallHandles {
     /// Where the PBX's SIP side is: set from the plan (signalling trusts
     /// INVITEs from there).
     pub pbx_peer: crate::pbx_peer::PbxPeer,
+    /// How extensions stand on Asterisk (the AMI client publishes it):
+    /// agents not registered here are rung through the PBX when free there.
+    pub pbx_presence: crate::pbx_presence::PbxPresence,
     pub settings: CallSettings,
 }
 

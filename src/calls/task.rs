@@ -59,6 +59,18 @@ impl CallEnv for TaskEnv {
         self.svc.handles.registrations.registered_extensions()
     }
 
+    fn pbx_address(&self) -> Option<std::net::SocketAddr> {
+        self.svc.handles.pbx_peer.get()
+    }
+
+    fn pbx_availability(&self, number: &str) -> crate::pbx_presence::Availability {
+        self.svc.handles.pbx_presence.availability(number)
+    }
+
+    fn pbx_presence(&self) -> std::collections::HashMap<String, crate::pbx_presence::Availability> {
+        self.svc.handles.pbx_presence.snapshot()
+    }
+
     fn busy_agents(&self) -> std::collections::HashSet<Id> {
         self.svc.handles.live_calls.busy_agents()
     }

@@ -4,6 +4,7 @@
 mod codec_unit;
 mod fixtures;
 mod follow_store;
+mod presence;
 mod props;
 mod session_sim;
 mod support;

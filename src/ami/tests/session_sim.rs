@@ -74,9 +74,16 @@ fn log_in_raw(s: &mut Session, now: Instant) -> String {
         out.contains(&Output::StateChanged(SessionState::Connected, None)),
         "{out:?}"
     );
-    let csc = sent(&out).pop().expect("CoreShowChannels sent");
-    assert_eq!(csc.get("Action"), Some("CoreShowChannels"));
-    csc.action_id().unwrap().to_owned()
+    let actions = sent(&out);
+    assert_eq!(
+        actions
+            .iter()
+            .map(|a| a.get("Action").unwrap_or_default())
+            .collect::<Vec<_>>(),
+        ["CoreShowChannels", "PJSIPShowEndpoints"],
+        "the live channels and the extensions' presence are re-read"
+    );
+    actions[0].action_id().unwrap().to_owned()
 }
 
 #[test]
@@ -493,7 +500,10 @@ fn recorded_timelines_replay_through_the_session() {
                         let p = super::super::replay::packets(&[BANNER, &bytes[..]].concat());
                         match p[0].get("Action") {
                             Some("Login") => our_login_id = p[0].action_id().unwrap().to_owned(),
-                            other => assert_eq!(other, Some("CoreShowChannels"), "{name}"),
+                            other => assert!(
+                                matches!(other, Some("CoreShowChannels" | "PJSIPShowEndpoints")),
+                                "{name}: {other:?}"
+                            ),
                         }
                     }
                     Output::Event(_) => events += 1,

@@ -423,23 +423,30 @@ fn fixture_scenarios_with_the_bridge_rule() {
 /// for calls from the bridge dials `PJSIP/1002`, who answers; the bridge
 /// hangs up. The bridge carries the call: nothing is opened here.
 fn bridge_rings_an_agent_through_the_pbx(answer: bool) -> Vec<Packet> {
+    bridge_rings_through_the_pbx("1002", answer)
+}
+
+/// [`bridge_rings_an_agent_through_the_pbx`] for extension `ext`.
+fn bridge_rings_through_the_pbx(ext: &str, answer: bool) -> Vec<Packet> {
+    let agent_channel = format!("PJSIP/{ext}-00000061");
+    let agent_context = format!("pbx-bridge-ext-{ext}");
     let root = Leg(
         "PJSIP/bridge-00000060",
         "1800000000.90",
         "1800000000.90",
         "pbx-bridge-from-bridge",
-        "1002",
+        ext,
         "551133334444",
         "4",
     );
     let root_up = Leg(root.0, root.1, root.2, root.3, root.4, root.5, "6");
     let agent = Leg(
-        "PJSIP/1002-00000061",
+        &agent_channel,
         "1800000000.91",
         "1800000000.90",
-        "pbx-bridge-ext-1002",
+        &agent_context,
         "s",
-        "1002",
+        ext,
         "0",
     );
     let agent_ringing = Leg(agent.0, agent.1, agent.2, agent.3, agent.4, agent.5, "5");
@@ -492,6 +499,40 @@ fn a_leg_the_bridge_places_through_the_pbx_opens_nothing() {
         let got = run(&mut t, &bridge_rings_an_agent_through_the_pbx(answer));
         assert_eq!(got, [], "answered: {answer}");
         assert_eq!(t.live_calls(), 0);
+        assert!(t.open_calls().is_empty());
+    }
+}
+
+/// The bridge rings agent 1001 through the PBX (SPEC §9): its leg
+/// `PJSIP/bridge-…` in `pbx-bridge-from-bridge` dials `PJSIP/1001`. The
+/// bridge opened the attendance; neither its leg nor the agent's
+/// `PJSIP/1001-…` channel dialled from it opens a second one, also when
+/// the tracker first hears of the call from the agent's channel alone
+/// (connected mid-call).
+#[test]
+fn ringing_1001_through_the_pbx_opens_no_second_attendance() {
+    for answer in [true, false] {
+        let evs = bridge_rings_through_the_pbx("1001", answer);
+        let mut t = Tracker::new(config());
+        assert_eq!(run(&mut t, &evs), [], "answered: {answer}");
+        assert!(t.open_calls().is_empty());
+        assert_eq!(t.live_calls(), 0);
+        let agent_only: Vec<Packet> = evs
+            .iter()
+            .filter(|e| {
+                e.get("Channel")
+                    .is_some_and(|c| c.starts_with("PJSIP/1001-"))
+            })
+            .cloned()
+            .collect();
+        assert!(!agent_only.is_empty());
+        let mut t = Tracker::new(config());
+        let got = run(&mut t, &agent_only);
+        assert!(
+            !got.iter()
+                .any(|(_, d)| matches!(d, CallDecision::CallOpened { .. })),
+            "answered: {answer}: {got:?}"
+        );
         assert!(t.open_calls().is_empty());
     }
 }

@@ -1,14 +1,16 @@
 //! What a call reads from (and claims in) the node's shared memory: the
-//! numbering plan snapshot, registrations, the live-call table, idle times
-//! and missed-call counts. Synchronous and cheap: memory, never I/O, so
+//! numbering plan snapshot, registrations, presence on the PBX, the
+//! live-call table, idle times and missed-call counts. Synchronous and cheap: memory, never I/O, so
 //! the call core stays free of awaits; tests give it a fake.
 
 use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::calls::live::{LiveCall, LiveLeg};
 use crate::calls::plan::CallPlan;
 use crate::domain::{Id, Registration, Timestamp};
+use crate::pbx_presence::Availability;
 use crate::routing::MissedCalls;
 use crate::sip::dialog::LocalParty;
 use crate::sip::transaction::Transport;
@@ -20,6 +22,14 @@ pub trait CallEnv: Send + Sync {
     fn bindings_of(&self, number: &str) -> Vec<Registration>;
     /// The extensions registered now (agent presence).
     fn registered_extensions(&self) -> HashSet<String>;
+    /// The PBX's SIP address (UDP), when there is an enabled PBX to ring
+    /// agents through.
+    fn pbx_address(&self) -> Option<SocketAddr>;
+    /// How extension `number` stands on the PBX, as AMI reports it now
+    /// (`Unknown` while AMI is down).
+    fn pbx_availability(&self, number: &str) -> Availability;
+    /// Every extension AMI reports on the PBX, with how it stands.
+    fn pbx_presence(&self) -> HashMap<String, Availability>;
     /// Agents on a live leg of any call.
     fn busy_agents(&self) -> HashSet<Id>;
     /// When each agent last ended a call (longest idle rings first).

@@ -32,6 +32,7 @@ mod env;
 mod finish;
 mod in_dialog;
 mod outbound;
+mod reach;
 mod ring;
 mod transfer;
 mod view;

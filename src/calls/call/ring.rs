@@ -1,18 +1,21 @@
 //! Ringing: the forks (one INVITE per agent or extension, each claimed in
 //! the live-call table before it leaves, so two calls never ring one free
-//! agent), the department ring ([`Ring`]) that decides who rings when,
-//! and the forks' responses.
+//! agent; at its bridge contact or through the PBX, see `reach`), the
+//! department ring ([`Ring`]) that decides who rings when, and the forks'
+//! responses.
 
 use bytes::Bytes;
 
+use super::reach::Reach;
 use super::{Call, DIRECT_RING, Ending, Output, Target};
 use crate::calls::fork::{Fork, ForkRequest, ForkState, binding_route};
 use crate::calls::live::{LegRole, LegState, LiveLeg};
 use crate::calls::trace::TraceDirection;
-use crate::domain::{AttendanceChange, CloseReason, Id, Registration, Transfer};
+use crate::domain::{AttendanceChange, CloseReason, Id, Transfer};
 use crate::routing::{AfterHoursTarget, FailReason, Outcome, Output as RingOutput, Ring};
 use crate::sip::dialog::ForkEvent;
 use crate::sip::message::SipMessage;
+use crate::sip::transaction::Transport;
 
 /// Why a fork was not sent.
 #[derive(Debug)]
@@ -34,23 +37,26 @@ impl std::fmt::Display for ForkRefused {
 impl Call {
     pub(super) fn ring_department(&mut self, department: Id) {
         let plan = self.env.plan();
-        let directory = plan.directory(
-            &self.env.registered_extensions(),
-            &self.env.busy_agents(),
-            &self.env.idle_times(),
-        );
+        let (reachable, busy) = self.presence(&plan);
+        let directory = plan.directory(&reachable, &busy, &self.env.idle_times());
         self.ring = Some(Ring::start(directory, department, self.now, self.wall()));
         self.drive_ring();
     }
 
     pub(super) fn ring_extension(&mut self, number: &str) {
         let plan = self.env.plan();
-        let Some(binding) = self.env.bindings_of(number).into_iter().next() else {
-            tracing::info!(protocol = %self.protocol, extension = number, "extension not registered");
-            self.end_unanswered(CloseReason::NoAnswer, 480);
-            return;
+        let reach = match self.reach(number) {
+            Ok(reach) => Ok(reach),
+            Err(ForkRefused::Failed(e)) => {
+                tracing::info!(protocol = %self.protocol, extension = number, why = %e, "extension not registered");
+                self.end_unanswered(CloseReason::NoAnswer, 480);
+                return;
+            }
+            Err(busy) => Err(busy),
         };
-        match self.start_fork(plan.agent_of_extension(number), number, &binding) {
+        match reach
+            .and_then(|reach| self.start_fork(plan.agent_of_extension(number), number, reach))
+        {
             Ok(idx) => self.direct = Some((idx, self.now + DIRECT_RING)),
             Err(ForkRefused::Busy) => {
                 tracing::info!(protocol = %self.protocol, extension = number, "extension busy");
@@ -68,21 +74,33 @@ impl Call {
         &mut self,
         agent: Option<Id>,
         extension: &str,
-        binding: &Registration,
+        reach: Reach,
     ) -> Result<usize, ForkRefused> {
         let fail = |e: &dyn std::fmt::Display| ForkRefused::Failed(e.to_string());
         let offer = self.offer_to_agent_side()?;
-        let route = binding_route(binding).map_err(|e| fail(&e))?;
+        let (route, to, caller) = match reach {
+            Reach::Bridge(binding) => {
+                let route = binding_route(&binding).map_err(|e| fail(&e))?;
+                let to = format!("<sip:{extension}@{}>", self.env.local(route.2).host);
+                (route, to, self.caller.from.clone())
+            }
+            // The rendered `bridge` endpoint: UDP, identified by our address.
+            Reach::Pbx(pbx) => {
+                let uri = format!("sip:{extension}@{pbx}");
+                let route = (uri.parse().map_err(|e| fail(&e))?, pbx, Transport::Udp);
+                (route, format!("<{uri}>"), self.caller_for_pbx())
+            }
+        };
+        tracing::info!(protocol = %self.protocol, extension, destination = %route.1, "ringing");
         let local = self.env.local(route.2);
-        let to = crate::sip::message::NameAddr::parse(&format!("<sip:{extension}@{}>", local.host))
-            .map_err(|e| fail(&e))?;
+        let to = crate::sip::message::NameAddr::parse(&to).map_err(|e| fail(&e))?;
         let (fork, invite) = Fork::build(
             ForkRequest {
                 agent,
                 extension,
                 route,
                 to,
-                caller: &self.caller.from,
+                caller: &caller,
                 protocol: &self.protocol,
                 sdp: offer,
                 local: &local,
@@ -198,12 +216,10 @@ impl Call {
                         None => Err(ForkRefused::Failed(
                             "the agent has no active extension".to_owned(),
                         )),
-                        Some(number) => match self.env.bindings_of(number).first() {
-                            None => Err(ForkRefused::Failed(format!(
-                                "extension {number} is not registered"
-                            ))),
-                            Some(b) => self.start_fork(Some(agent), number, b).map(|_| ()),
-                        },
+                        Some(number) => self
+                            .reach(number)
+                            .and_then(|reach| self.start_fork(Some(agent), number, reach))
+                            .map(|_| ()),
                     };
                     if let Err(e) = result {
                         tracing::info!(protocol = %self.protocol, agent, error = %e, "agent cannot be rung");

@@ -5,6 +5,7 @@
 
 mod carriers;
 mod outbound;
+mod pbx_agents;
 mod props;
 mod races;
 
@@ -119,6 +120,10 @@ pub(super) fn plan_full(
 pub(super) struct FakeEnv {
     pub plan: Arc<CallPlan>,
     pub registered: Mutex<HashSet<String>>,
+    /// The PBX's SIP address (`None`: no PBX enabled).
+    pub pbx: Mutex<Option<SocketAddr>>,
+    /// Presence on the PBX, as the AMI client would publish it.
+    pub pbx_presence: crate::pbx_presence::PbxPresence,
     pub live: LiveCalls,
     idle: Mutex<HashMap<Id, Timestamp>>,
     missed: Mutex<MissedCalls>,
@@ -133,6 +138,8 @@ impl FakeEnv {
         Arc::new(FakeEnv {
             plan: Arc::new(plan),
             registered: Mutex::new(registered),
+            pbx: Mutex::new(None),
+            pbx_presence: Default::default(),
             live: LiveCalls::new(),
             idle: Mutex::new(HashMap::new()),
             missed: Mutex::new(MissedCalls::new()),
@@ -163,6 +170,15 @@ impl CallEnv for FakeEnv {
     }
     fn registered_extensions(&self) -> HashSet<String> {
         self.registered.lock().unwrap().clone()
+    }
+    fn pbx_address(&self) -> Option<SocketAddr> {
+        *self.pbx.lock().unwrap()
+    }
+    fn pbx_availability(&self, number: &str) -> crate::pbx_presence::Availability {
+        self.pbx_presence.availability(number)
+    }
+    fn pbx_presence(&self) -> HashMap<String, crate::pbx_presence::Availability> {
+        self.pbx_presence.snapshot()
     }
     fn busy_agents(&self) -> HashSet<Id> {
         self.live.busy_agents()
