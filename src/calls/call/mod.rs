@@ -30,6 +30,7 @@ mod admission;
 mod bridge;
 mod env;
 mod finish;
+mod forward;
 mod in_dialog;
 mod outbound;
 mod ring;
@@ -288,6 +289,12 @@ pub struct Call {
     ring: Option<Ring>,
     /// Direct ring of an extension: its fork and deadline.
     direct: Option<(usize, Instant)>,
+    /// The extension's follow-me, dialled when its direct ring ends
+    /// unanswered.
+    follow_me: Option<forward::Forward>,
+    /// The close reason the attendance takes when the call ends, whatever
+    /// happened (an after-hours forward closes `after_hours`).
+    closes_as: Option<CloseReason>,
     department: Option<Department>,
     /// The agent the attendance names (the last one connected).
     agent_id: Option<Id>,
@@ -303,8 +310,8 @@ pub struct Call {
     answer_received: Option<Instant>,
     /// The department the attendance names now.
     attendance_department: Option<Id>,
-    /// The trunk channel this call holds (`max_channels`), given back when
-    /// the call is over.
+    /// The channel (`max_channels`) of the trunk a carrier's call came in
+    /// on, given back when the call is over.
     trunk_channel: Option<Id>,
     /// An outbound call's trunks and where it stands with them.
     outbound: Option<outbound::Outbound>,
@@ -389,6 +396,7 @@ impl Call {
     fn close_stage(&mut self) {
         self.stage = Stage::Finished;
         self.release_trunk_channel();
+        self.release_outbound_channel();
     }
 
     fn wall(&self) -> Timestamp {
