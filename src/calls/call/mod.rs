@@ -17,8 +17,10 @@
 //!
 //! The stages live in their own files: `admission` (the INVITE until the
 //! attendance is durable), `ring` (forks and the department ring),
-//! `bridge` (the answer), `in_dialog` (requests and responses of the
-//! connected legs, 2xx retransmission), `transfer`, `finish` (hang-up, the
+//! `outbound` (a number beyond the bridge through a route's trunks),
+//! `forward` (follow-me and after-hours numbers onto that path), `bridge`
+//! (the answer), `in_dialog` (requests and responses of the connected
+//! legs, 2xx retransmission), `transfer`, `finish` (hang-up, the
 //! attendance's end, late messages), `view` (the live-call entry).
 //!
 //! Shared, in-memory state of the node (the numbering plan snapshot, the
