@@ -1,8 +1,8 @@
 //! The numbering plan's change signal: a generation the API bumps after
-//! every write to extensions, agents, departments, periods, holidays or
-//! trunks (and the calls after pausing an agent), so the call engine and
-//! the AMI client re-read the plan at once instead of at their next
-//! periodic refresh. Cheap to clone; clones share the same generation.
+//! every write to extensions, agents, departments, periods, holidays,
+//! trunks or outbound routes (and the calls after pausing an agent), so
+//! the call engine and the AMI client re-read the plan at once instead of
+//! at their next periodic refresh. Cheap to clone; clones share the same generation.
 
 use std::sync::Arc;
 

@@ -7,6 +7,11 @@
 
 mod peers;
 
+/// Follow-me and after-hours numbers through a carrier (its own file: this
+/// one is long enough).
+#[path = "e2e_calls/forwarding.rs"]
+mod forwarding;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

@@ -1,4 +1,7 @@
 //! Outbound routes: dial patterns, failover trunks and allowed extensions.
+//! Every write bumps the numbering plan, so the next call (an extension
+//! dialling out, follow-me, an after-hours number) is routed by it at once
+//! rather than after the plan's periodic re-read.
 
 use super::ApiError;
 use super::resource::Resource;
@@ -29,7 +32,9 @@ impl Resource for OutboundRoutes {
 
     async fn create(app: &App, input: OutboundRouteInput) -> Result<OutboundRoute, ApiError> {
         input.validate()?;
-        Ok(app.store().create_outbound_route(&input).await?)
+        let done = app.store().create_outbound_route(&input).await?;
+        app.numbering_plan_changed();
+        Ok(done)
     }
 
     async fn replace(
@@ -38,10 +43,14 @@ impl Resource for OutboundRoutes {
         input: OutboundRouteInput,
     ) -> Result<OutboundRoute, ApiError> {
         input.validate()?;
-        Ok(app.store().replace_outbound_route(id, &input).await?)
+        let done = app.store().replace_outbound_route(id, &input).await?;
+        app.numbering_plan_changed();
+        Ok(done)
     }
 
     async fn delete(app: &App, id: Id) -> Result<(), ApiError> {
-        Ok(app.store().delete_outbound_route(id).await?)
+        app.store().delete_outbound_route(id).await?;
+        app.numbering_plan_changed();
+        Ok(())
     }
 }

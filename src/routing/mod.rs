@@ -5,7 +5,7 @@ pub mod outbound;
 mod pattern;
 pub mod ring;
 
-pub use outbound::{OutboundDial, RouteRefusal, route_call};
+pub use outbound::{OutboundDial, RouteRefusal, route_call, route_forward};
 pub use pattern::{DialPattern, PatternError};
 pub use ring::{
     AfterHoursTarget, AgentEntry, AgentState, Directory, Entry, FailReason, MISSED_CALLS,

@@ -1,8 +1,9 @@
 //! Outbound routes (*rotas de saída*): which trunks carry a number an
-//! extension dials, and what they are sent. The first route by priority
-//! (then id) with a matching pattern decides; a route that does not allow
-//! the extension refuses the call rather than letting a lower route carry
-//! it (an admin who restricts a pattern means it).
+//! extension dials (or the bridge forwards to), and what they are sent.
+//! The first route by priority (then id) with a matching pattern decides;
+//! a route that does not allow the extension refuses the call rather than
+//! letting a lower route carry it (an admin who restricts a pattern means
+//! it).
 
 use crate::domain::{Id, OutboundRoute};
 
@@ -32,10 +33,30 @@ pub enum RouteRefusal {
     NoTrunk(String),
 }
 
-/// The route for `number` dialled by extension `extension_id`.
+/// The route for `number` dialled by extension `extension_id`. Follow-me
+/// dials as the called extension: its routes are the ones its owner may
+/// use, as a PBX applies the forwarding extension's permissions.
 pub fn route_call(
     routes: &[OutboundRoute],
     extension_id: Option<Id>,
+    number: &str,
+) -> Result<OutboundDial, RouteRefusal> {
+    choose(routes, Some(extension_id), number)
+}
+
+/// The route for a number the bridge itself forwards to (a department's
+/// after-hours `{number}`): no extension dials it, and the admin who set
+/// the number chose it, so `allowed_extension_ids` (which extensions may
+/// dial out) does not apply; the first matching route by priority does.
+pub fn route_forward(routes: &[OutboundRoute], number: &str) -> Result<OutboundDial, RouteRefusal> {
+    choose(routes, None, number)
+}
+
+/// `caller`: `Some(extension)` when an extension's permission is checked,
+/// `None` when none applies.
+fn choose(
+    routes: &[OutboundRoute],
+    caller: Option<Option<Id>>,
     number: &str,
 ) -> Result<OutboundDial, RouteRefusal> {
     let mut ordered: Vec<&OutboundRoute> = routes.iter().collect();
@@ -49,7 +70,8 @@ pub fn route_call(
                 .any(|p| p.matches(number))
         })
         .ok_or(RouteRefusal::NoRoute)?;
-    if !route.allowed_extension_ids.is_empty()
+    if let Some(extension_id) = caller
+        && !route.allowed_extension_ids.is_empty()
         && !extension_id.is_some_and(|e| route.allowed_extension_ids.contains(&e))
     {
         return Err(RouteRefusal::NotAllowed(route.name.clone()));
@@ -111,6 +133,15 @@ mod tests {
             Err(RouteRefusal::NotAllowed(_))
         ));
         assert_eq!(route_call(&routes, Some(2), "5511").unwrap().route_id, 1);
+    }
+
+    #[test]
+    fn a_forward_takes_the_first_matching_route_whatever_it_allows() {
+        let mut only_2 = route(1, 10, &["_X."], &[1]);
+        only_2.allowed_extension_ids = vec![2];
+        let routes = [only_2, route(2, 20, &["_X."], &[1])];
+        assert_eq!(route_forward(&routes, "5511").unwrap().route_id, 1);
+        assert_eq!(route_forward(&routes, "*1"), Err(RouteRefusal::NoRoute));
     }
 
     #[test]

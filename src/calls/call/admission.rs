@@ -96,6 +96,8 @@ impl Call {
             agent: None,
             ring: None,
             direct: None,
+            follow_me: None,
+            closes_as: None,
             department: None,
             agent_id: None,
             media_started: false,
@@ -324,10 +326,7 @@ impl Call {
         match self.pending_target.take() {
             Some(Target::Department(d)) => self.ring_department(d.id),
             Some(Target::Extension(n)) => self.ring_extension(&n),
-            Some(Target::Outbound(dial)) => {
-                self.outbound = Some(super::outbound::Outbound::new(dial));
-                self.dial_next_trunk();
-            }
+            Some(Target::Outbound(dial)) => self.start_outbound(dial),
             None => {}
         }
         if self.ending.is_some() {

@@ -102,14 +102,21 @@ impl Call {
         for r in std::mem::take(&mut self.relayed) {
             self.answer_in_dialog(r.to.other(), &r.from_key, &r.from_request, 487, None);
         }
-        let reason = ending.close_reason();
         if let Ending::Failed(why) = &ending {
             tracing::warn!(protocol = %self.protocol, reason = %why, "call failed");
         }
-        let closes = closes_when_call_ends(
-            self.answered_at.is_some(),
-            self.department.as_ref().map(|d| d.close_on_hangup),
-        );
+        // A call forwarded out of a closed department closes as that,
+        // whatever the department's rule (see `forward`).
+        let (reason, closes) = match self.closes_as {
+            Some(reason) => (reason, true),
+            None => (
+                ending.close_reason(),
+                closes_when_call_ends(
+                    self.answered_at.is_some(),
+                    self.department.as_ref().map(|d| d.close_on_hangup),
+                ),
+            ),
+        };
         self.record(AttendanceChange::Ended {
             at,
             close: closes.then_some(reason),

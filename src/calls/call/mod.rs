@@ -17,8 +17,10 @@
 //!
 //! The stages live in their own files: `admission` (the INVITE until the
 //! attendance is durable), `ring` (forks and the department ring),
-//! `bridge` (the answer), `in_dialog` (requests and responses of the
-//! connected legs, 2xx retransmission), `transfer`, `finish` (hang-up, the
+//! `outbound` (a number beyond the bridge through a route's trunks),
+//! `forward` (follow-me and after-hours numbers onto that path), `bridge`
+//! (the answer), `in_dialog` (requests and responses of the connected
+//! legs, 2xx retransmission), `transfer`, `finish` (hang-up, the
 //! attendance's end, late messages), `view` (the live-call entry).
 //!
 //! Shared, in-memory state of the node (the numbering plan snapshot, the
@@ -30,6 +32,7 @@ mod admission;
 mod bridge;
 mod env;
 mod finish;
+mod forward;
 mod in_dialog;
 mod outbound;
 mod reach;
@@ -289,6 +292,12 @@ pub struct Call {
     ring: Option<Ring>,
     /// Direct ring of an extension: its fork and deadline.
     direct: Option<(usize, Instant)>,
+    /// The extension's follow-me, dialled when its direct ring ends
+    /// unanswered.
+    follow_me: Option<forward::Forward>,
+    /// The close reason the attendance takes when the call ends, whatever
+    /// happened (an after-hours forward closes `after_hours`).
+    closes_as: Option<CloseReason>,
     department: Option<Department>,
     /// The agent the attendance names (the last one connected).
     agent_id: Option<Id>,
@@ -304,8 +313,8 @@ pub struct Call {
     answer_received: Option<Instant>,
     /// The department the attendance names now.
     attendance_department: Option<Id>,
-    /// The trunk channel this call holds (`max_channels`), given back when
-    /// the call is over.
+    /// The channel (`max_channels`) of the trunk a carrier's call came in
+    /// on, given back when the call is over.
     trunk_channel: Option<Id>,
     /// An outbound call's trunks and where it stands with them.
     outbound: Option<outbound::Outbound>,
@@ -390,6 +399,7 @@ impl Call {
     fn close_stage(&mut self) {
         self.stage = Stage::Finished;
         self.release_trunk_channel();
+        self.release_outbound_channel();
     }
 
     fn wall(&self) -> Timestamp {

@@ -1,16 +1,20 @@
-//! Outbound: an extension's call to a number beyond the bridge. The
-//! outbound route (chosen at admission) names trunks in order: each is
-//! tried in turn, failing over on 408, 5xx, no response, or no provisional
-//! answer within [`TRUNK_SETUP`]; once the far end rings, it rings until
+//! Outbound: a call to a number beyond the bridge, the one path for an
+//! extension dialling out, follow-me and after-hours forwarding
+//! ([`super::forward`]). The outbound route (chosen at admission, or when
+//! the call is forwarded) names trunks in order: each is tried in turn,
+//! failing over on 408, 5xx, no response, or no provisional answer within
+//! [`TRUNK_SETUP`]; once the far end rings, it rings until
 //! [`OUTBOUND_RING`]. Busy or declined ends the call (the callee said no);
-//! `max_channels` of a trunk in use skips it.
+//! `max_channels` of a trunk in use skips it. The dialled trunk's channel
+//! is held apart from the one a carrier's call came in on: a customer
+//! forwarded back out holds one of each.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::{Call, ring::ForkRefused};
 use crate::calls::fork::{Fork, ForkRequest, ForkState};
-use crate::domain::{CloseReason, Trunk};
+use crate::domain::{CloseReason, Id, Trunk};
 use crate::routing::OutboundDial;
 use crate::sip::auth::{Challenge, answer_challenge};
 use crate::sip::message::{NameAddr, SipMessage, Uri};
@@ -32,6 +36,8 @@ pub(super) struct Outbound {
     /// The trunk tried now challenged once already (a second challenge
     /// means our credentials are wrong).
     challenged: bool,
+    /// The trunk whose channel (`max_channels`) the call holds now.
+    channel: Option<Id>,
 }
 
 impl Outbound {
@@ -42,6 +48,7 @@ impl Outbound {
             fork: None,
             deadline: None,
             challenged: false,
+            channel: None,
         }
     }
 
@@ -58,6 +65,14 @@ impl Outbound {
 impl Call {
     pub(super) fn is_outbound_fork(&self, idx: usize) -> bool {
         self.outbound.as_ref().is_some_and(|o| o.fork == Some(idx))
+    }
+
+    /// Dials `dial`'s trunks, from the first (a call placed again, e.g. a
+    /// transfer, starts over).
+    pub(super) fn start_outbound(&mut self, dial: OutboundDial) {
+        self.release_outbound_channel();
+        self.outbound = Some(Outbound::new(dial));
+        self.dial_next_trunk();
     }
 
     /// Tries the next trunk of the route; when none is left, the call
@@ -78,7 +93,7 @@ impl Call {
             };
             ob.next += 1;
             let number = ob.dial.number.clone();
-            self.release_trunk_channel();
+            self.release_outbound_channel();
             let (Some(trunk), Some(addr)) = (plan.trunk(id), plan.trunk_addr(id)) else {
                 tracing::warn!(protocol = %self.protocol, trunk = id, "trunk gone or its host does not resolve; next");
                 continue;
@@ -88,7 +103,9 @@ impl Call {
                     tracing::warn!(protocol = %self.protocol, trunk = %trunk.name, max, "trunk at max_channels; next");
                     continue;
                 }
-                self.trunk_channel = Some(id);
+                if let Some(ob) = self.outbound.as_mut() {
+                    ob.channel = Some(id);
+                }
             }
             match self.start_trunk_fork(trunk, addr, &number) {
                 Ok(idx) => {
@@ -290,8 +307,17 @@ impl Call {
         }
     }
 
+    /// Gives back the channel of the trunk a carrier's call came in on
+    /// (held for the whole call).
     pub(super) fn release_trunk_channel(&mut self) {
         if let Some(trunk) = self.trunk_channel.take() {
+            self.env.release_trunk_channel(trunk);
+        }
+    }
+
+    /// Gives back the channel of the trunk dialled now.
+    pub(super) fn release_outbound_channel(&mut self) {
+        if let Some(trunk) = self.outbound.as_mut().and_then(|o| o.channel.take()) {
             self.env.release_trunk_channel(trunk);
         }
     }

@@ -4,8 +4,11 @@
 //! department ring ([`Ring`]) that decides who rings when, and the forks'
 //! responses.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 
+use super::forward::{Forward, ForwardKind};
 use super::reach::Reach;
 use super::{Call, DIRECT_RING, Ending, Output, Target};
 use crate::calls::fork::{Fork, ForkRequest, ForkState, binding_route};
@@ -43,28 +46,43 @@ impl Call {
         self.drive_ring();
     }
 
+    /// Rings extension `number` directly (a call or a transfer to it).
+    /// With follow-me on ([`super::forward`]) it rings for `ring_first_s`
+    /// and the number comes next, or the number at once when the extension
+    /// cannot ring or `ring_first_s` is 0.
     pub(super) fn ring_extension(&mut self, number: &str) {
         let plan = self.env.plan();
-        let reach = match self.reach(number) {
-            Ok(reach) => Ok(reach),
-            Err(ForkRefused::Failed(e)) => {
-                tracing::info!(protocol = %self.protocol, extension = number, why = %e, "extension not registered");
-                self.end_unanswered(CloseReason::NoAnswer, 480);
-                return;
-            }
-            Err(busy) => Err(busy),
+        let extension = plan.extension(number);
+        let follow_me = extension.and_then(|e| Forward::follow_me(e.id, &e.follow_me));
+        let ring_for = match (&follow_me, extension) {
+            (Some(_), Some(e)) => Duration::from_secs(u64::from(e.follow_me.ring_first_s)),
+            _ => DIRECT_RING,
         };
-        match reach
-            .and_then(|reach| self.start_fork(plan.agent_of_extension(number), number, reach))
+        if let Some(forward) = follow_me.clone()
+            && ring_for.is_zero()
         {
-            Ok(idx) => self.direct = Some((idx, self.now + DIRECT_RING)),
-            Err(ForkRefused::Busy) => {
-                tracing::info!(protocol = %self.protocol, extension = number, "extension busy");
-                self.end_unanswered(CloseReason::Rejected, 486);
+            tracing::info!(protocol = %self.protocol, extension = number, "follow-me: straight to the number");
+            self.forward(forward);
+            self.publish();
+            return;
+        }
+        // At its bridge contact, or through the PBX (`reach`).
+        let fork = self
+            .reach(number)
+            .and_then(|reach| self.start_fork(plan.agent_of_extension(number), number, reach));
+        match fork {
+            Ok(idx) => {
+                self.direct = Some((idx, self.now + ring_for));
+                self.follow_me = follow_me;
             }
             Err(e) => {
-                tracing::warn!(protocol = %self.protocol, extension = number, error = %e, "cannot ring the extension");
-                self.end_unanswered(CloseReason::NoAnswer, 480);
+                let busy = matches!(e, ForkRefused::Busy);
+                tracing::info!(protocol = %self.protocol, extension = number, error = %e, "cannot ring the extension");
+                match (follow_me, busy) {
+                    (Some(forward), _) => self.forward(forward),
+                    (None, true) => self.end_unanswered(CloseReason::Rejected, 486),
+                    (None, false) => self.end_unanswered(CloseReason::NoAnswer, 480),
+                }
             }
         }
         self.publish();
@@ -256,7 +274,11 @@ impl Call {
                 }
             }
             RingOutput::ForwardToNumber(number) => {
-                tracing::warn!(protocol = %self.protocol, %number, "after-hours forwarding to a number needs outbound routes on the bridge; the call ends after_hours");
+                self.forward(Forward {
+                    number,
+                    kind: ForwardKind::AfterHours,
+                });
+                self.publish();
             }
             RingOutput::PauseAgent { agent, reason } => {
                 self.out(Output::PauseAgent { agent, reason });
@@ -271,10 +293,9 @@ impl Call {
     fn ring_finished(&mut self, outcome: Outcome) {
         tracing::info!(protocol = %self.protocol, ?outcome, "ring finished");
         let reason = match outcome {
-            Outcome::Answered { .. } => return,
-            // Forwarding to a number is not possible yet: the call met
-            // closed hours, and that is what its attendance records.
-            Outcome::AfterHoursNumber { .. } => CloseReason::AfterHours,
+            // Answered, or forwarded to the after-hours number (dialled on
+            // `ForwardToNumber`, just before): the call goes on.
+            Outcome::Answered { .. } | Outcome::AfterHoursNumber { .. } => return,
             other => other.close_reason().unwrap_or(CloseReason::NoAnswer),
         };
         self.end_unanswered(reason, 480);
@@ -328,6 +349,12 @@ impl Call {
             self.drive_ring();
         } else if self.direct.is_some_and(|(d, _)| d == idx) {
             self.direct = None;
+            if let Some(forward) = self.follow_me.take() {
+                tracing::info!(protocol = %self.protocol, status, "the extension did not take the call; follow-me");
+                self.forward(forward);
+                self.publish();
+                return;
+            }
             let (reason, to_caller) = match status {
                 486 | 600 => (CloseReason::Rejected, 486),
                 603 => (CloseReason::Rejected, 603),
@@ -437,7 +464,11 @@ impl Call {
         tracing::info!(protocol = %self.protocol, "extension did not answer");
         self.direct = None;
         self.cancel_fork(idx);
-        self.end_unanswered(CloseReason::NoAnswer, 480);
+        match self.follow_me.take() {
+            Some(forward) => self.forward(forward),
+            None => self.end_unanswered(CloseReason::NoAnswer, 480),
+        }
+        self.publish();
     }
 
     pub(super) fn fail(&mut self, why: &str) {

@@ -84,18 +84,20 @@ impl Call {
         self.relayed.retain(|r| r.to != Side::Agent);
         self.ring = None;
         self.direct = None;
-        self.release_trunk_channel();
+        self.follow_me = None;
+        // The caller's own trunk channel stays held: the caller is still on.
+        self.release_outbound_channel();
         self.outbound = None;
+        // Moved on from a closed department's forward: the new place's
+        // rule closes it.
+        self.closes_as = None;
         match target {
             Target::Department(d) => {
                 self.department = Some(d.clone());
                 self.ring_department(d.id)
             }
             Target::Extension(n) => self.ring_extension(&n),
-            Target::Outbound(dial) => {
-                self.outbound = Some(super::outbound::Outbound::new(dial));
-                self.dial_next_trunk();
-            }
+            Target::Outbound(dial) => self.start_outbound(dial),
         }
         self.publish();
         Ok(())

@@ -2,7 +2,8 @@
 //! can do to a call: whatever happens, the call never panics, answers the
 //! caller's INVITE with exactly one final response, ends its attendance at
 //! most once (exactly once when it is over), and leaves no agent busy
-//! and no trunk channel held.
+//! and no trunk channel held. The same holds when the call is forwarded
+//! beyond the bridge (follow-me, after hours) and a carrier plays a leg.
 
 use std::time::Duration;
 
@@ -99,5 +100,46 @@ proptest! {
         let replies = sim.out.iter().filter(|o| matches!(o, Output::TransferReply(_))).count();
         let asked = steps.iter().filter(|s| matches!(s, Step::Transfer)).count();
         prop_assert_eq!(replies, asked, "every API transfer is answered");
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+    /// Extension 1001 with follow-me (or department 710 closed, forwarding
+    /// after hours); "agent" 3 of the steps is the carrier's trunk.
+    #[test]
+    fn any_interleaving_of_a_forwarded_call_keeps_the_call_rules(
+        dialled in prop::sample::select(vec!["1001", "710"]),
+        ring_first_s in 0..3u32,
+        steps in prop::collection::vec(step(), 1..30),
+    ) {
+        use super::forward::{CARRIER, follow_me, forward_plan, route};
+        let plan = forward_plan(follow_me(ring_first_s), vec![route(Vec::new())]);
+        let mut sim = Sim::start(plan, dialled);
+        let carrier = |a: &Id| if *a == 3 { CARRIER } else { *a };
+        for s in &steps {
+            let s = match s {
+                Step::AgentSays(a, st) => Step::AgentSays(carrier(a), *st),
+                Step::AgentBye(a) => Step::AgentBye(carrier(a)),
+                other => other.clone(),
+            };
+            apply(&mut sim, &s);
+        }
+        sim.advance(Duration::from_secs(300));
+        sim.feed(Input::Control(Control::HangUp));
+        let finals: Vec<u16> = sim.to_caller_invite().into_iter().filter(|s| *s >= 200).collect();
+        prop_assert!(!finals.is_empty(), "the caller's INVITE got a final answer");
+        prop_assert!(finals.iter().all(|s| *s == finals[0]), "one final answer: {:?}", finals);
+        prop_assert!(sim.call.is_finished());
+        let ended = sim.ended();
+        prop_assert!(ended.is_some(), "the attendance ended");
+        if dialled == "710" {
+            prop_assert_eq!(ended, Some(Some(CloseReason::AfterHours)), "after hours, whatever happened");
+        }
+        prop_assert!(!sim.is_live());
+        prop_assert!(sim.env.live.busy_agents().is_empty());
+        prop_assert_eq!(sim.env.live.trunk_channels(1), 0);
+        prop_assert_eq!(sim.env.live.trunk_channels(CARRIER), 0);
     }
 }

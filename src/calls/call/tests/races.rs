@@ -331,20 +331,6 @@ fn closed_department(after_hours: AfterHours) -> CallPlan {
 }
 
 #[test]
-fn after_hours_forwarding_to_a_number_closes_after_hours() {
-    let sim = Sim::start(
-        closed_department(AfterHours {
-            department_id: None,
-            number: Some("08001234567".into()),
-            hangup: None,
-        }),
-        "700",
-    );
-    assert_eq!(sim.ended(), Some(Some(CloseReason::AfterHours)));
-    assert!(sim.requests(Method::Invite).is_empty());
-}
-
-#[test]
 fn after_hours_department_is_recorded_on_the_attendance() {
     let mut sim = Sim::start(
         closed_department(AfterHours {
