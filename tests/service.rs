@@ -22,7 +22,23 @@ fn free_port() -> u16 {
 struct Running {
     child: Child,
     port: u16,
-    stdout_lines: Vec<String>,
+    stdout: std::sync::mpsc::Receiver<String>,
+}
+
+impl Running {
+    /// The first stdout line containing `needle` within `wait` (the port
+    /// opens before the first start prints its token).
+    fn stdout_line(&self, needle: &str, wait: Duration) -> Option<String> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stdout.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return Some(line),
+                Ok(_) => {}
+                Err(_) => return None,
+            }
+        }
+    }
 }
 
 fn start(dir: &Path, extra_env: &[(&str, &str)]) -> Running {
@@ -50,12 +66,10 @@ fn start(dir: &Path, extra_env: &[(&str, &str)]) -> Running {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            std::thread::sleep(Duration::from_millis(100));
-            let stdout_lines = rx.try_iter().collect();
             return Running {
                 child,
                 port,
-                stdout_lines,
+                stdout: rx,
             };
         }
         if let Ok(Some(status)) = child.try_wait() {
@@ -110,10 +124,7 @@ async fn first_start_prints_token_once_and_data_survives_restart() {
     let dir = tempfile::tempdir().unwrap();
     let mut first = start(dir.path(), &[]);
     let line = first
-        .stdout_lines
-        .iter()
-        .find(|l| l.contains("admin token"))
-        .cloned()
+        .stdout_line("admin token", Duration::from_secs(10))
         .expect("the first start prints the admin token");
     let token = line.rsplit(' ').next().unwrap().to_owned();
     assert!(token.starts_with("pbxb_"), "{line}");
@@ -138,10 +149,9 @@ async fn first_start_prints_token_once_and_data_survives_restart() {
 
     let second = start(dir.path(), &[]);
     assert!(
-        !second
-            .stdout_lines
-            .iter()
-            .any(|l| l.contains("admin token")),
+        second
+            .stdout_line("admin token", Duration::from_secs(1))
+            .is_none(),
         "the token is printed only once"
     );
     let (status, page) = api(
