@@ -12,7 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, RwLock};
 
 use crate::ami::AmiHandle;
-use crate::calls::{LiveCalls, SipTraces};
+use crate::calls::{LiveCalls, Originations, SipTraces};
 use crate::config::Settings;
 use crate::domain::{AclAction, AclApplies, AclRule, Registrations};
 use crate::ledger::Ledger;
@@ -61,6 +61,8 @@ struct Inner {
     traces: SipTraces,
     /// The bridge's registrations to its trunks, published by signalling.
     trunk_registrations: TrunkRegistrationsView,
+    /// Click-to-calls for the call engine (through signalling).
+    originations: Originations,
 }
 
 /// SIP messages kept per call (the first and last half).
@@ -92,6 +94,7 @@ impl App {
             calls: LiveCalls::new(),
             traces: SipTraces::new(TRACE_MESSAGES_PER_CALL, TRACE_ENDED_CALLS, TRACE_KEEP_FOR),
             trunk_registrations: TrunkRegistrationsView::default(),
+            originations: Originations::default(),
         }))
     }
 
@@ -223,6 +226,11 @@ impl App {
     /// The calls in progress on this node.
     pub fn calls(&self) -> &LiveCalls {
         &self.0.calls
+    }
+
+    /// Where click-to-calls of extensions on the bridge are placed.
+    pub fn originations(&self) -> &Originations {
+        &self.0.originations
     }
 
     /// The per-call SIP traces.
