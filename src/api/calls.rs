@@ -21,7 +21,8 @@ use crate::ami::AmiActionError;
 use crate::app::App;
 use crate::calls::{CallControl, LiveCall, NotOriginated, OriginateCall, OriginateError};
 use crate::domain::{
-    Attendance, AttendanceStatus, CallSource, FieldErrors, Protocol, Scope, Transfer,
+    Attendance, AttendanceStatus, CallSource, CloseReason, Direction, FieldErrors, Protocol, Scope,
+    Transfer,
 };
 use crate::store::{NewAttendance, StoreError};
 
@@ -159,22 +160,69 @@ async fn click_to_call(
     if !app.bindings_of(&input.from_extension).is_empty() {
         return click_to_call_on_bridge(&app, input).await;
     }
-    match app.ami().originate(&input.from_extension, &input.to).await {
-        Err(AmiActionError::Disabled) => Err(ApiError::invalid(
+    if !app.ami().status().enabled {
+        return Err(ApiError::invalid(
             "from_extension",
             "not registered on the bridge, and no PBX is enabled to reach it through",
-        )),
-        Err(e) => Err(action_error(e)),
-        Ok(()) => Ok((
-            StatusCode::ACCEPTED,
-            Json(json!({
-                "status": "queued",
-                "via": "ami",
-                "from_extension": input.from_extension,
-                "to": input.to,
-            })),
-        )),
+        ));
     }
+    click_to_call_through_asterisk(&app, &directory, input).await
+}
+
+/// Click-to-call of an extension on Asterisk: the attendance is opened
+/// first (`source: ami`), its protocol travels on the `Originate` as a
+/// channel variable so the AMI follower attaches the call to it, and the
+/// callee sees the agent's name and number. A refused action closes the
+/// attendance `failed` at once; a failure Asterisk reports later
+/// (`OriginateResponse`) is closed by the AMI client.
+async fn click_to_call_through_asterisk(
+    app: &App,
+    directory: &crate::store::CallDirectory,
+    input: ClickToCall,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let department = directory.department_codes.get(&input.to).map(|d| d.id);
+    let internal = department.is_some() || directory.extensions.contains_key(&input.to);
+    let new = NewAttendance {
+        direction: if internal {
+            Direction::Internal
+        } else {
+            Direction::Outbound
+        },
+        department_id: department,
+        agent_id: None,
+        caller: input.from_extension.clone(),
+        callee: input.to.clone(),
+        source: CallSource::Ami,
+        opened_at: Utc::now(),
+        call_ref: None,
+        node: None,
+    };
+    let attendance = app
+        .store()
+        .open_attendance(&new, app.settings().time_zone)
+        .await?;
+    let name = app
+        .store()
+        .extension_display_name(&input.from_extension)
+        .await?
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| input.from_extension.clone());
+    let protocol = attendance.protocol.clone();
+    if let Err(e) = app
+        .ami()
+        .originate(&input.from_extension, &input.to, &protocol, &name)
+        .await
+    {
+        tracing::warn!(%protocol, error = %e, "click-to-call through Asterisk refused");
+        let now = Utc::now();
+        app.store().mark_attendance_ended(&protocol, now).await?;
+        app.store()
+            .close_attendance(&protocol, CloseReason::Failed, now)
+            .await?;
+        return Err(action_error(e));
+    }
+    tracing::info!(%protocol, extension = %input.from_extension, to = %input.to, "click-to-call placed through Asterisk");
+    Ok((StatusCode::CREATED, Json(json!(attendance))))
 }
 
 /// Click-to-call of an extension registered on the bridge: the call
