@@ -12,7 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, RwLock};
 
 use crate::ami::AmiHandle;
-use crate::calls::{LiveCalls, SipTraces};
+use crate::calls::{LiveCalls, Originations, SipTraces};
 use crate::config::Settings;
 use crate::domain::{AclAction, AclApplies, AclRule, Registrations};
 use crate::ledger::Ledger;
@@ -64,6 +64,8 @@ struct Inner {
     trunk_registrations: TrunkRegistrationsView,
     /// The extensions' presence on Asterisk, published by the AMI client.
     pbx_presence: PbxPresence,
+    /// Click-to-calls for the call engine (through signalling).
+    originations: Originations,
 }
 
 /// SIP messages kept per call (the first and last half).
@@ -96,6 +98,7 @@ impl App {
             traces: SipTraces::new(TRACE_MESSAGES_PER_CALL, TRACE_ENDED_CALLS, TRACE_KEEP_FOR),
             trunk_registrations: TrunkRegistrationsView::default(),
             pbx_presence: PbxPresence::default(),
+            originations: Originations::default(),
         }))
     }
 
@@ -227,6 +230,11 @@ impl App {
     /// The calls in progress on this node.
     pub fn calls(&self) -> &LiveCalls {
         &self.0.calls
+    }
+
+    /// Where click-to-calls of extensions on the bridge are placed.
+    pub fn originations(&self) -> &Originations {
+        &self.0.originations
     }
 
     /// The per-call SIP traces.

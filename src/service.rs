@@ -249,6 +249,7 @@ async fn signalling(
         pbx_peer,
         trunk_registrations: app.trunk_registrations().clone(),
         plan_changes: app.plan_changes().clone(),
+        originations: app.originations().clone(),
     };
     Ok(Signalling::new(stack, config, handles, calls, commands))
 }

@@ -728,11 +728,12 @@ async fn disabling_the_pbx_logs_off_and_stays_idle() {
 both!(click_to_call_and_transfer_through_ami, |db| async move {
     let bridge = Bridge::start(db, fast_tuning()).await;
     let (dept, _) = bridge.numbering_plan(false).await;
-    // Before the PBX is enabled: 503.
+    // Before the PBX is enabled, an extension registered nowhere: 422.
     let (s, v) = bridge
         .post("/calls", json!({"from_extension": "1001", "to": "1002"}))
         .await;
-    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(v.to_string().contains("not registered"), "{v}");
     // Replay b up to the moment both legs are bridged, then stay connected.
     let rows = timeline("b-");
     let cut = rows
@@ -774,12 +775,23 @@ both!(click_to_call_and_transfer_through_ami, |db| async move {
             json!({"from_extension": "1001", "to": "+5511999990000"}),
         )
         .await;
-    assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    // The attendance is opened first; its protocol rides on the Originate.
+    let c2c = v["protocol"].as_str().expect("the attendance").to_owned();
+    assert_eq!(v["source"], "ami", "{v}");
+    assert_eq!(v["status"], "ringing", "{v}");
+    assert_eq!(v["direction"], "outbound", "{v}");
     let originate = &log.actions_named("Originate")[0];
     assert_eq!(header(originate, "Channel"), Some("PJSIP/1001"));
     assert_eq!(header(originate, "Exten"), Some("+5511999990000"));
     assert_eq!(header(originate, "Context"), Some("pbx-bridge-ext-1001"));
     assert_eq!(header(originate, "Async"), Some("true"));
+    assert_eq!(
+        header(originate, "Variable"),
+        Some(format!("PBX_BRIDGE_PROTOCOL={c2c}").as_str())
+    );
+    let caller_id = header(originate, "CallerID").unwrap_or_default();
+    assert_eq!(caller_id, "\"Ana\" <1001>", "the callee sees the agent");
 
     // Transfer the customer's channel to department 701.
     let (s, v) = bridge
@@ -850,6 +862,7 @@ both!(
                 CallDecision::CallAnswered {
                     linkedid: "9.3".into(),
                     agent_extension: None,
+                    at: std::time::SystemTime::now(),
                 },
                 to_bridge("9.3"),
             ])
@@ -867,6 +880,7 @@ both!(
                 CallDecision::CallAnswered {
                     linkedid: "9.2".into(),
                     agent_extension: Some("1002".into()),
+                    at: std::time::SystemTime::now(),
                 },
                 to_bridge("9.2"),
             ])

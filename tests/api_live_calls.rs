@@ -340,3 +340,121 @@ both!(
         );
     }
 );
+
+/// Extension `number` "registered" at a UDP socket the test holds (the
+/// registrar's view, as the registrar would publish it).
+async fn phone_on_the_bridge(srv: &TestServer, number: &str) -> tokio::net::UdpSocket {
+    let socket = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    srv.app.update_registrations(|r| {
+        r.items.push(pbx_bridge::domain::Registration {
+            extension: number.into(),
+            contact: format!("<sip:{number}@{addr}>"),
+            source: addr.to_string(),
+            transport: "udp".into(),
+            user_agent: Some("test".into()),
+            registered_at: Utc::now(),
+            expires_at: Utc::now() + chrono::Duration::hours(1),
+        })
+    });
+    socket
+}
+
+/// The next SIP request the phone receives (retransmissions included).
+async fn next_request(socket: &tokio::net::UdpSocket) -> pbx_bridge::sip::message::SipMessage {
+    let mut buf = vec![0u8; 65535];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(5), socket.recv(&mut buf))
+        .await
+        .expect("a request within 5 s")
+        .unwrap();
+    pbx_bridge::sip::message::parse(bytes::Bytes::copy_from_slice(&buf[..n])).unwrap()
+}
+
+both!(
+    click_to_call_on_the_bridge_answers_201_with_the_attendance,
+    |srv: TestServer| async move {
+        for (number, name) in [("1001", "Ana"), ("1002", "Bia")] {
+            srv.create(
+                "/extensions",
+                json!({"number": number, "display_name": name, "secret": "a-long-secret"}),
+            )
+            .await;
+        }
+        // Not registered anywhere, no PBX: named on from_extension.
+        let refused = srv
+            .post("/calls", json!({"from_extension": "1001", "to": "1002"}))
+            .await;
+        assert_invalid(&refused, "from_extension");
+        assert!(
+            refused.1.to_string().contains("not registered"),
+            "{}",
+            refused.1
+        );
+        assert_invalid(
+            &srv.post("/calls", json!({"from_extension": "1999", "to": "1002"}))
+                .await,
+            "from_extension",
+        );
+        let phone = phone_on_the_bridge(&srv, "1001").await;
+        // Nothing routes an external number (no outbound route): on `to`.
+        assert_invalid(
+            &srv.post(
+                "/calls",
+                json!({"from_extension": "1001", "to": "5511999990000"}),
+            )
+            .await,
+            "to",
+        );
+        let (status, body) = srv
+            .post("/calls", json!({"from_extension": "1001", "to": "1002"}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let protocol = body["protocol"].as_str().expect("a protocol").to_owned();
+        assert_eq!(protocol.len(), 14, "{body}");
+        assert_eq!(body["status"], "ringing", "{body}");
+        assert_eq!(body["direction"], "internal", "{body}");
+        assert_eq!(body["caller"], "1001", "{body}");
+        assert_eq!(body["callee"], "1002", "{body}");
+        assert_eq!(body["source"], "sip", "{body}");
+        assert!(
+            body["answered_at"].is_null() && body["ended_at"].is_null(),
+            "{body}"
+        );
+        // The extension rings: the protocol and what is dialled.
+        let invite = next_request(&phone).await;
+        assert_eq!(
+            invite.method(),
+            Some(&pbx_bridge::sip::message::Method::Invite)
+        );
+        assert_eq!(
+            invite
+                .header("X-Protocol")
+                .map(|v| String::from_utf8_lossy(v).into_owned()),
+            Some(protocol.clone())
+        );
+        let from = invite.from().unwrap();
+        assert_eq!(from.display_name.as_deref(), Some("Click-to-call"));
+        assert_eq!(from.uri.user_text().as_deref(), Some("1002"));
+        // Listed and controllable while it lives.
+        let (_, list) = srv.get("/calls").await;
+        let items = list["items"].as_array().unwrap();
+        assert_eq!(items.len(), 1, "{list}");
+        assert_eq!(items[0]["protocol"], protocol.as_str());
+        assert_eq!(items[0]["legs"][0]["extension"], "1001", "{list}");
+        let (status, body) = srv.delete(&format!("/calls/{protocol}")).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let (_, a) = srv.get(&format!("/attendances/{protocol}")).await;
+            if a["status"] == "closed" {
+                assert_eq!(a["close_reason"], "api", "{a}");
+                assert!(a["answered_at"].is_null(), "{a}");
+                break;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "not closed: {a}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        let (_, list) = srv.get("/calls").await;
+        assert_eq!(list["items"].as_array().unwrap().len(), 0, "{list}");
+    }
+);

@@ -98,6 +98,7 @@ both!(
                     decisions.push(CallDecision::CallAnswered {
                         linkedid: linkedid.clone(),
                         agent_extension: None,
+                        at: SystemTime::now(),
                     });
                 }
                 decisions.push(CallDecision::CallEnded {

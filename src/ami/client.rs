@@ -184,6 +184,10 @@ enum Command {
     Originate {
         from_extension: String,
         to: String,
+        /// The attendance the API opened for it (a channel variable the
+        /// tracker reads back), and who the callee sees calling.
+        protocol: String,
+        caller_name: String,
         reply: oneshot::Sender<Result<(), AmiActionError>>,
     },
     Redirect {
@@ -273,12 +277,22 @@ impl AmiHandle {
     }
 
     /// Click-to-call: ring `PJSIP/<from_extension>`; when it answers, it
-    /// dials `to` in the originate context.
-    pub async fn originate(&self, from_extension: &str, to: &str) -> Result<(), AmiActionError> {
+    /// dials `to` in the originate context, shown as `caller_name`. The
+    /// call carries `protocol` (its attendance, opened by the caller of
+    /// this); a failure Asterisk reports later closes that `failed`.
+    pub async fn originate(
+        &self,
+        from_extension: &str,
+        to: &str,
+        protocol: &str,
+        caller_name: &str,
+    ) -> Result<(), AmiActionError> {
         let (reply, rx) = oneshot::channel();
         self.command(Command::Originate {
             from_extension: from_extension.into(),
             to: to.into(),
+            protocol: protocol.into(),
+            caller_name: caller_name.into(),
             reply,
         })
         .await?;
@@ -333,6 +347,11 @@ struct Batch {
 enum ToFollower {
     Batch(Batch),
     Directory(CallDirectory),
+    /// `OriginateResponse` failure of a click-to-call.
+    OriginateFailed {
+        protocol: String,
+        reason: String,
+    },
 }
 
 /// What the AMI client needs from the rest of the service.
@@ -375,6 +394,7 @@ pub async fn run(handles: AmiHandles, mut shutdown: watch::Receiver<bool>) {
         plan: handles.plan_changes.subscribe(),
         config: handle.0.changed.subscribe(),
         pending: HashMap::new(),
+        originations: HashMap::new(),
         decisions: Vec::new(),
         presence: handles.presence.clone(),
     };
@@ -452,6 +472,10 @@ async fn follow(
                 continue;
             }
             ToFollower::Batch(b) => b,
+            ToFollower::OriginateFailed { protocol, reason } => {
+                follower.originate_failed(&protocol, &reason).await;
+                continue;
+            }
         };
         // Take whatever else is already queued (up to a directory change).
         decisions.clear();
@@ -577,6 +601,9 @@ struct Client {
     config: watch::Receiver<u64>,
     /// ActionID → who waits for its answer.
     pending: HashMap<String, (String, oneshot::Sender<Result<(), AmiActionError>>)>,
+    /// ActionID of a click-to-call `Originate` → its protocol, until its
+    /// `OriginateResponse`.
+    originations: HashMap<String, String>,
     decisions: Vec<CallDecision>,
     presence: PbxPresence,
 }
@@ -763,10 +790,13 @@ impl Client {
 
     fn command(&mut self, session: &mut Session, cmd: Command) {
         let now = Instant::now();
+        let mut protocol_of_action = None;
         let (name, action, reply) = match cmd {
             Command::Originate {
                 from_extension,
                 to,
+                protocol,
+                caller_name,
                 reply,
             } => {
                 let action = Action::new("Originate")
@@ -781,10 +811,15 @@ impl Client {
                     .header("Priority", "1")
                     .header(
                         "CallerID",
-                        format!("\"Click2Call {to}\" <{from_extension}>"),
+                        format!("\"{}\" <{from_extension}>", caller_name.replace('"', "")),
                     )
                     .header("Timeout", "30000")
-                    .header("Async", "true");
+                    .header("Async", "true")
+                    .header(
+                        "Variable",
+                        format!("{}={protocol}", super::tracker::PROTOCOL_VARIABLE),
+                    );
+                protocol_of_action = Some(protocol);
                 ("Originate", action, reply)
             }
             Command::Redirect {
@@ -813,6 +848,9 @@ impl Client {
         match session.send_action(now, action) {
             Ok(id) => {
                 tracing::info!(action = name, action_id = %id, "AMI action sent");
+                if let Some(p) = protocol_of_action {
+                    self.originations.insert(id.clone(), p);
+                }
                 self.pending.insert(id, (name.to_owned(), reply));
             }
             Err(super::SessionError::NotConnected(s)) => {
@@ -866,6 +904,7 @@ impl Client {
                 }
                 Output::Event(p) => {
                     self.handle.0.events.fetch_add(1, Ordering::Relaxed);
+                    self.originate_response(&p);
                     self.tracker
                         .on_event_into(&p, SystemTime::now(), &mut self.decisions);
                 }
@@ -891,7 +930,10 @@ impl Client {
                     tracing::warn!(message = %msg, "AMI PJSIPShowEndpoints refused: presence on Asterisk comes only from events");
                 }
                 Output::ActionDone(outcome) => self.action_done(outcome),
-                Output::Unmatched(p) => tracing::debug!(packet = ?p, "unmatched AMI packet"),
+                Output::Unmatched(p) => {
+                    self.originate_response(&p);
+                    tracing::debug!(packet = ?p, "unmatched AMI packet")
+                }
                 Output::Skipped(e) => tracing::warn!(error = %e, "skipped a malformed AMI message"),
             }
         }
@@ -904,6 +946,19 @@ impl Client {
         }
         if state_changed {
             self.publish(session);
+        }
+    }
+
+    /// A click-to-call's `OriginateResponse`: a failure closes its
+    /// attendance (a success is followed from the call's events).
+    fn originate_response(&mut self, p: &super::Packet) {
+        if let Some((id, failure)) = super::follow::originate_outcome(p)
+            && let Some(protocol) = self.originations.remove(id)
+            && let Some(reason) = failure
+        {
+            let _ = self
+                .follow
+                .send(ToFollower::OriginateFailed { protocol, reason });
         }
     }
 

@@ -174,12 +174,13 @@ impl Follower {
             CallDecision::CallAnswered {
                 linkedid,
                 agent_extension,
+                at,
             } => {
                 let Some(protocol) = self.protocol_of(batch, undo, linkedid).await? else {
                     return Ok(Applied::Unknown);
                 };
                 let agent = self.agent_of(agent_extension.as_deref());
-                batch.mark_answered(&protocol, agent, Utc::now()).await?;
+                batch.mark_answered(&protocol, agent, utc(*at)).await?;
                 Ok(Applied::Answered(protocol))
             }
             CallDecision::RecordingAnnounced { linkedid, path } => {
@@ -228,6 +229,17 @@ impl Follower {
                 };
                 Ok(Applied::Ended { protocol, closed })
             }
+            CallDecision::CallClaimed { linkedid, protocol } => {
+                if !batch
+                    .claim_call_ref(protocol, CallSource::Ami, linkedid)
+                    .await?
+                {
+                    tracing::warn!(%protocol, linkedid, "a click-to-call's protocol is not an AMI attendance here; followed as a call of its own");
+                    return Ok(Applied::Unknown);
+                }
+                self.remember(undo, linkedid, Some(protocol.clone()));
+                Ok(Applied::AlreadyOpen(protocol.clone()))
+            }
             CallDecision::CallToBridge { linkedid } => {
                 self.remember(undo, linkedid, None);
                 let protocol = batch.discard_unattended(CallSource::Ami, linkedid).await?;
@@ -255,6 +267,31 @@ impl Follower {
                     return Ok(Applied::Unknown);
                 }
                 Ok(Applied::Transferred(protocol))
+            }
+        }
+    }
+
+    /// A click-to-call Asterisk could not place (`OriginateResponse`
+    /// failure): its attendance ends, closed `failed`; nothing answered it.
+    /// Retried a while when the database stalls.
+    pub async fn originate_failed(&mut self, protocol: &str, reason: &str) {
+        tracing::warn!(%protocol, reason, "click-to-call through Asterisk failed");
+        for _ in 0..ORIGINATE_FAILED_TRIES {
+            let at = Utc::now();
+            let result = async {
+                let mut batch = self.store.attendance_batch().await?;
+                batch
+                    .mark_ended(protocol, at, Some(CloseReason::Failed))
+                    .await?;
+                batch.commit().await
+            }
+            .await;
+            match result {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(%protocol, error = %e, "cannot close a failed click-to-call yet; retrying");
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
             }
         }
     }
@@ -333,6 +370,29 @@ fn log_applied(d: &CallDecision, a: &Applied) {
         }
         _ => {}
     }
+}
+
+/// How often a failed click-to-call's close is tried.
+const ORIGINATE_FAILED_TRIES: u32 = 30;
+
+/// An `OriginateResponse`: its ActionID, and why it failed (`None`: it
+/// succeeded). `None` for any other packet.
+pub fn originate_outcome(p: &super::Packet) -> Option<(&str, Option<String>)> {
+    if p.event_name() != Some("OriginateResponse") {
+        return None;
+    }
+    let id = p.get("ActionID")?;
+    let response = p.get("Response").unwrap_or("Failure");
+    if response.eq_ignore_ascii_case("Success") {
+        return Some((id, None));
+    }
+    Some((
+        id,
+        Some(format!(
+            "Asterisk could not place the call (OriginateResponse {response}, reason {})",
+            p.get("Reason").unwrap_or("unknown")
+        )),
+    ))
 }
 
 /// Why a followed call ended, in attendance terms.

@@ -140,6 +140,8 @@ pub enum CallDecision {
         linkedid: String,
         /// The answering PJSIP endpoint, when it is a known extension.
         agent_extension: Option<String>,
+        /// When it was answered (reported later when the call opens later).
+        at: SystemTime,
     },
     RecordingAnnounced {
         linkedid: String,
@@ -157,6 +159,11 @@ pub enum CallDecision {
         /// when only the dialplan or a re-sync ended it.
         hangup_by: Option<Party>,
     },
+    /// The call carries the protocol the bridge opened for it before
+    /// asking Asterisk to place it (click-to-call: `Originate` with
+    /// `Variable: PBX_BRIDGE_PROTOCOL=…`): it is that attendance's, none
+    /// is opened for it. Reported before the call opens.
+    CallClaimed { linkedid: String, protocol: String },
     /// The call went to the bridge before any other leg answered it: the
     /// bridge has the attendance, the one opened for it here is withdrawn.
     /// Nothing else is reported for this Linkedid.
@@ -207,6 +214,7 @@ impl CallDecision {
             | CallDecision::RecordingAnnounced { linkedid, .. }
             | CallDecision::CallEnded { linkedid, .. }
             | CallDecision::CallToBridge { linkedid }
+            | CallDecision::CallClaimed { linkedid, .. }
             | CallDecision::CallTransferred { linkedid, .. } => linkedid,
         }
     }
@@ -229,6 +237,7 @@ struct Call {
     opened: bool,
     /// `Some(agent)` once answered (reported when opened).
     answer: Option<Option<String>>,
+    answered_at: SystemTime,
     /// The channel that answered, when a leg did (not the dialplan); the
     /// last one after a transfer.
     answered_by: Option<String>,
@@ -245,6 +254,12 @@ struct Call {
     released: bool,
     /// Dialed the bridge unanswered: the bridge's call, never (re)opened.
     to_bridge: bool,
+    /// Placed by `Originate`: its root picking up is the agent taking the
+    /// click-to-call, not the call being answered.
+    originated: bool,
+    /// Carries a protocol of the bridge (click-to-call through AMI): its
+    /// legs to the bridge do not make it the bridge's call.
+    claimed: bool,
 }
 
 impl Call {
@@ -254,6 +269,7 @@ impl Call {
             legs: HashMap::new(),
             opened: false,
             answer: None,
+            answered_at: SystemTime::UNIX_EPOCH,
             answered_by: None,
             answer_reported: false,
             recordings: Vec::new(),
@@ -264,6 +280,8 @@ impl Call {
             held_since: None,
             released: false,
             to_bridge: false,
+            originated: false,
+            claimed: false,
         }
     }
 }
@@ -298,6 +316,10 @@ fn snapshot<'a>(ev: &'a Packet, prefix: &str) -> Option<Snapshot<'a>> {
         state: get("ChannelState"),
     })
 }
+
+/// The channel variable the bridge's `Originate` sets to the protocol it
+/// opened for the click-to-call.
+pub const PROTOCOL_VARIABLE: &str = "PBX_BRIDGE_PROTOCOL";
 
 /// `PJSIP/1002-00000002` → `1002` (endpoint names may contain `-`, the
 /// sequence suffix is the last one). `Local/...` channels have no endpoint.
@@ -423,11 +445,18 @@ impl Tracker {
                 }
             }
             "DialBegin" => {
-                if let Some(s) = snapshot(ev, "") {
-                    self.touch(&s, at, out);
+                let caller = snapshot(ev, "");
+                if let Some(s) = &caller {
+                    self.touch(s, at, out);
                 }
                 if let Some(d) = snapshot(ev, "Dest") {
                     self.touch(&d, at, out);
+                    // No calling channel: an `Originate` dialling its root.
+                    if caller.is_none()
+                        && let Some(call) = self.calls.get_mut(d.linkedid)
+                    {
+                        call.originated = true;
+                    }
                 }
             }
             "DialEnd" => self.on_dial_end(ev, at, out),
@@ -439,6 +468,13 @@ impl Tracker {
                     .is_some_and(|v| v.eq_ignore_ascii_case("MIXMONITOR_FILENAME")) =>
             {
                 self.on_recording(ev, at, out);
+            }
+            "VarSet"
+                if ev
+                    .get("Variable")
+                    .is_some_and(|v| v.eq_ignore_ascii_case(PROTOCOL_VARIABLE)) =>
+            {
+                self.on_claim(ev, at, out);
             }
             "Cdr" => self.on_cdr(ev, at, out),
             _ => {}
@@ -485,7 +521,7 @@ impl Tracker {
             // A leg the call created: the bridge, or someone else.
             let bridge_leg =
                 endpoint_of(s.channel).is_some_and(|e| self.config.bridge_endpoints.contains(e));
-            if !bridge_leg {
+            if !bridge_leg || call.claimed {
                 call.released = true;
             } else if call.answered_by.is_none() {
                 call.to_bridge = true;
@@ -560,6 +596,7 @@ impl Tracker {
             out.push(CallDecision::CallAnswered {
                 linkedid: linkedid.to_owned(),
                 agent_extension: agent.clone(),
+                at: call.answered_at,
             });
         }
         while call.recordings_reported < call.recordings.len() {
@@ -593,6 +630,7 @@ impl Tracker {
             return;
         }
         call.answer = Some(agent);
+        call.answered_at = at;
         if call.opened {
             Self::flush_pending(linkedid, call, out);
         } else if by.is_some() {
@@ -659,7 +697,9 @@ impl Tracker {
         out: &mut Vec<CallDecision>,
     ) {
         let is_root_of_open_call = self.calls.get(linkedid).is_some_and(|c| {
-            (c.opened || c.held_since.is_some()) && c.root.as_deref() == Some(uniqueid)
+            (c.opened || c.held_since.is_some())
+                && c.root.as_deref() == Some(uniqueid)
+                && !c.originated
         });
         if is_root_of_open_call {
             self.answered(linkedid, None, None, at, out);
@@ -790,6 +830,29 @@ impl Tracker {
         }
     }
 
+    /// `PBX_BRIDGE_PROTOCOL` set on a channel: the call is the bridge's
+    /// click-to-call with that protocol.
+    fn on_claim(&mut self, ev: &Packet, at: SystemTime, out: &mut Vec<CallDecision>) {
+        let Some(s) = snapshot(ev, "") else {
+            return;
+        };
+        let Some(protocol) = ev.get("Value").filter(|p| !p.is_empty()) else {
+            return;
+        };
+        self.touch(&s, at, out);
+        let Some(call) = self.calls.get_mut(s.linkedid) else {
+            return;
+        };
+        if !call.claimed {
+            call.claimed = true;
+            call.originated = true;
+            out.push(CallDecision::CallClaimed {
+                linkedid: s.linkedid.to_owned(),
+                protocol: protocol.to_owned(),
+            });
+        }
+    }
+
     fn on_recording(&mut self, ev: &Packet, at: SystemTime, out: &mut Vec<CallDecision>) {
         let Some(s) = snapshot(ev, "") else {
             return;
@@ -822,6 +885,10 @@ impl Tracker {
             return;
         };
         let dest = ev.get("DestinationChannel").filter(|c| !c.is_empty());
+        if dest.is_none() && self.calls.get(&linkedid).is_some_and(|c| c.originated) {
+            // The originate's own record: the agent took the click-to-call.
+            return;
+        }
         let agent = dest.and_then(|c| self.agent_of(c));
         self.answered(&linkedid, agent, dest, at, out);
     }

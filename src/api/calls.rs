@@ -19,9 +19,12 @@ use super::auth::Caller;
 use super::json::StrictJson;
 use crate::ami::AmiActionError;
 use crate::app::App;
-use crate::calls::{CallControl, LiveCall};
-use crate::domain::{CallSource, FieldErrors, Protocol, Scope, Transfer};
-use crate::store::StoreError;
+use crate::calls::{CallControl, LiveCall, NotOriginated, OriginateCall, OriginateError};
+use crate::domain::{
+    Attendance, AttendanceStatus, CallSource, CloseReason, Direction, FieldErrors, Protocol, Scope,
+    Transfer,
+};
+use crate::store::{NewAttendance, StoreError};
 
 /// How long the API waits for a call task to accept or refuse a transfer:
 /// the task answers as soon as it has started the transfer or decided it
@@ -131,9 +134,12 @@ fn action_error(e: AmiActionError) -> ApiError {
     }
 }
 
-/// `POST /calls {from_extension, to}`: rings the extension on Asterisk;
-/// when it answers, Asterisk dials `to`. 202: queued (the call itself shows
-/// up as an attendance when it is answered and dials).
+/// `POST /calls {from_extension, to}`: click-to-call. An extension
+/// registered on the bridge is rung by the bridge, which dials `to` once
+/// it answers; otherwise, with the PBX enabled, Asterisk places the call
+/// (AMI `Originate`). Either way the answer is 201 with the attendance,
+/// opened before anyone rings, not waiting for anyone to answer: the
+/// outcome is in the attendance (and `GET /calls` while it lives).
 async fn click_to_call(
     State(app): State<App>,
     caller: Caller,
@@ -151,19 +157,121 @@ async fn click_to_call(
             "no active extension with this number",
         ));
     }
-    app.ami()
-        .originate(&input.from_extension, &input.to)
+    if !app.bindings_of(&input.from_extension).is_empty() {
+        return click_to_call_on_bridge(&app, input).await;
+    }
+    if !app.ami().status().enabled {
+        return Err(ApiError::invalid(
+            "from_extension",
+            "not registered on the bridge, and no PBX is enabled to reach it through",
+        ));
+    }
+    click_to_call_through_asterisk(&app, &directory, input).await
+}
+
+/// Click-to-call of an extension on Asterisk: the attendance is opened
+/// first (`source: ami`), its protocol travels on the `Originate` as a
+/// channel variable so the AMI follower attaches the call to it, and the
+/// callee sees the agent's name and number. A refused action closes the
+/// attendance `failed` at once; a failure Asterisk reports later
+/// (`OriginateResponse`) is closed by the AMI client.
+async fn click_to_call_through_asterisk(
+    app: &App,
+    directory: &crate::store::CallDirectory,
+    input: ClickToCall,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let department = directory.department_codes.get(&input.to).map(|d| d.id);
+    let internal = department.is_some() || directory.extensions.contains_key(&input.to);
+    let new = NewAttendance {
+        direction: if internal {
+            Direction::Internal
+        } else {
+            Direction::Outbound
+        },
+        department_id: department,
+        agent_id: None,
+        caller: input.from_extension.clone(),
+        callee: input.to.clone(),
+        source: CallSource::Ami,
+        opened_at: Utc::now(),
+        call_ref: None,
+        node: None,
+    };
+    let attendance = app
+        .store()
+        .open_attendance(&new, app.settings().time_zone)
+        .await?;
+    let name = app
+        .store()
+        .extension_display_name(&input.from_extension)
+        .await?
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| input.from_extension.clone());
+    let protocol = attendance.protocol.clone();
+    if let Err(e) = app
+        .ami()
+        .originate(&input.from_extension, &input.to, &protocol, &name)
         .await
-        .map_err(action_error)?;
-    Ok((
-        StatusCode::ACCEPTED,
-        Json(json!({
-            "status": "queued",
-            "via": "ami",
-            "from_extension": input.from_extension,
-            "to": input.to,
-        })),
-    ))
+    {
+        tracing::warn!(%protocol, error = %e, "click-to-call through Asterisk refused");
+        let now = Utc::now();
+        app.store().mark_attendance_ended(&protocol, now).await?;
+        app.store()
+            .close_attendance(&protocol, CloseReason::Failed, now)
+            .await?;
+        return Err(action_error(e));
+    }
+    tracing::info!(%protocol, extension = %input.from_extension, to = %input.to, "click-to-call placed through Asterisk");
+    Ok((StatusCode::CREATED, Json(json!(attendance))))
+}
+
+/// Click-to-call of an extension registered on the bridge: the call
+/// engine opens the attendance (durable on the node) and rings it.
+async fn click_to_call_on_bridge(
+    app: &App,
+    input: ClickToCall,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let request = OriginateCall {
+        from_extension: input.from_extension,
+        to: input.to,
+    };
+    match app.originations().originate(request).await {
+        Ok(o) => {
+            tracing::info!(protocol = %o.protocol, "click-to-call placed through the API");
+            Ok((
+                StatusCode::CREATED,
+                Json(json!(opened_attendance(o.protocol, o.attendance))),
+            ))
+        }
+        Err(OriginateError::Refused(NotOriginated {
+            field: Some(field),
+            why,
+        })) => Err(ApiError::invalid(field, why)),
+        Err(e) => Err(ApiError::Unavailable(e.to_string())),
+    }
+}
+
+/// The attendance as it is when opened (ringing, nothing else yet): what
+/// `GET /attendances/{protocol}` shows once the ledger reached the database.
+fn opened_attendance(protocol: String, new: NewAttendance) -> Attendance {
+    Attendance {
+        protocol,
+        direction: new.direction,
+        status: AttendanceStatus::Ringing,
+        department_id: new.department_id,
+        agent_id: new.agent_id,
+        caller: new.caller,
+        callee: new.callee,
+        opened_at: new.opened_at,
+        answered_at: None,
+        ended_at: None,
+        closed_at: None,
+        close_reason: None,
+        source: new.source,
+        transfers: Vec::new(),
+        recording: None,
+        recording_remote_path: None,
+    }
 }
 
 /// `POST /calls/{id}/transfer {target}`: `id` is the attendance's

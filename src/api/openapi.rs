@@ -222,13 +222,14 @@ fn ami_paths(paths: &mut serde_json::Map<String, Value>) {
         "get": {"tags": ["calls"], "summary": "Live calls of this node's B2BUA, oldest first (scope calls)",
         "responses": errors(m(json!({"200": ok("the live calls", json!({"type": "object", "required": ["items"],
             "properties": {"items": {"type": "array", "items": schema_ref("LiveCall")}}}))})))},
-        "post": {"tags": ["calls"], "summary": "Click-to-call (scope calls): Originate on Asterisk rings PJSIP/<from_extension>, which then dials `to`",
+        "post": {"tags": ["calls"], "summary": "Click-to-call (scope calls): rings `from_extension`, which then dials `to` (an extension, a PABX code or a number through the outbound routes). An extension registered on the bridge is rung by the bridge (the call is listed in GET /calls and hung up by DELETE /calls/{protocol}); otherwise, with the PBX enabled, Asterisk places it (AMI Originate carrying the protocol; followed through the attendance). Answers at once with the attendance, opened before anyone rings; the outcome is in the attendance",
         "requestBody": {"required": true, "content": {"application/json": {"schema": {
             "type": "object", "additionalProperties": false, "required": ["from_extension", "to"],
             "properties": {"from_extension": dial, "to": dial}}}}},
         "responses": errors(m(json!({
-            "202": ok("queued on Asterisk", json!({"type": "object"})),
-            "503": problem("the PBX is disabled or AMI is not connected")})))}}),
+            "201": ok("the attendance, ringing", schema_ref("Attendance")),
+            "422": problem("a bad field; `from_extension` not registered on the bridge with no PBX enabled; `to` not routable"),
+            "503": problem("AMI is not connected, or SIP is not running")})))}}),
     );
     let call_id = json!({"name": "id", "in": "path", "required": true, "description": "the call's protocol", "schema": {"type": "string"}});
     paths.insert(

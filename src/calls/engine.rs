@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 
 use super::call::IncomingCall;
+use super::originations::Originate;
 use super::services::{CallHandles, Services};
 use super::signal::{CallInput, Command, Outbox};
 use super::task;
@@ -94,6 +95,16 @@ impl CallEngine {
         let Ok(call_id) = incoming.invite.call_id().map(str::to_owned) else {
             return;
         };
+        self.spawn(Some(call_id), task::Start::Incoming(Box::new(incoming)));
+    }
+
+    /// Starts a click-to-call: its Call-ID leads to it from its first
+    /// INVITE on ([`CallEngine::note_request`]).
+    pub fn originate(&mut self, request: Originate) {
+        self.spawn(None, task::Start::Originate(request));
+    }
+
+    fn spawn(&mut self, call_id: Option<String>, start: task::Start) {
         self.next_id += 1;
         let id = self.next_id;
         let (tx, rx) = mpsc::unbounded_channel();
@@ -101,13 +112,15 @@ impl CallEngine {
             id,
             Route {
                 input: tx,
-                call_ids: vec![call_id.clone()],
+                call_ids: call_id.iter().cloned().collect(),
                 transactions: Vec::new(),
             },
         );
-        self.by_call_id.insert(call_id, id);
+        if let Some(call_id) = call_id {
+            self.by_call_id.insert(call_id, id);
+        }
         let outbox = Outbox::new(id, self.commands.clone());
-        tokio::spawn(task::run(self.services.clone(), outbox, rx, incoming));
+        tokio::spawn(task::run(self.services.clone(), outbox, rx, start));
     }
 
     /// Records what a call's command means for routing: a request's

@@ -8,6 +8,7 @@ mod call;
 mod engine;
 mod fork;
 pub mod live;
+mod originations;
 mod plan;
 pub mod recovery;
 mod services;
@@ -15,9 +16,13 @@ mod signal;
 mod task;
 pub mod trace;
 
-pub use call::{CallConfig, CallEnv, Control, IncomingCall, Input, MediaOp, Output};
+pub use call::{
+    CallConfig, CallEnv, Control, IncomingCall, Input, MediaOp, NotOriginated, OriginateCall,
+    Output,
+};
 pub use engine::CallEngine;
 pub use live::{CallControl, CallState, LegRole, LegState, LiveCall, LiveCalls, LiveLeg};
+pub use originations::{Originate, OriginateError, Originated, Originations};
 pub use plan::CallPlan;
 pub use services::{CallHandles, CallSettings};
 pub use signal::{CallInput, Command};

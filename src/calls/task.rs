@@ -15,8 +15,11 @@ use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
 use tokio::sync::oneshot;
 use tracing::Instrument;
 
-use super::call::{Call, CallConfig, CallEnv, Control, IncomingCall, Input, MediaOp, Output};
+use super::call::{
+    Call, CallConfig, CallEnv, Control, IncomingCall, Input, MediaOp, NotOriginated, Output,
+};
 use super::live::{CallControl, LiveCall, LiveLeg};
+use super::originations::{Originate, Originated};
 use super::plan::CallPlan;
 use super::services::Services;
 use super::signal::{CallInput, Command, Outbox};
@@ -135,18 +138,33 @@ struct Media {
     ended: UnboundedSender<((), RelayReport)>,
 }
 
-/// Runs a call from its INVITE to its end.
+/// What starts a call: an INVITE, or the API's click-to-call.
+pub(super) enum Start {
+    Incoming(Box<IncomingCall>),
+    Originate(Originate),
+}
+
+/// Runs a call from its INVITE (or click-to-call) to its end.
 pub(super) async fn run(
     svc: Arc<Services>,
     out: Outbox,
     inputs: UnboundedReceiver<CallInput>,
-    incoming: IncomingCall,
+    start: Start,
 ) {
-    let call_id = incoming.invite.call_id().unwrap_or_default().to_owned();
-    let span = tracing::info_span!("call", call_id = %call_id);
+    let span = match &start {
+        Start::Incoming(incoming) => {
+            let call_id = incoming.invite.call_id().unwrap_or_default().to_owned();
+            tracing::info_span!("call", call_id = %call_id)
+        }
+        Start::Originate(o) => tracing::info_span!(
+            "call",
+            click_to_call = %o.call.from_extension,
+            to = %o.call.to
+        ),
+    };
     // The span goes with the future (never `enter()` across an await: the
     // thread would run other calls inside it).
-    drive(svc, out.clone(), inputs, incoming)
+    drive(svc, out.clone(), inputs, start)
         .instrument(span)
         .await;
     out.send(Command::Ended);
@@ -156,7 +174,7 @@ async fn drive(
     svc: Arc<Services>,
     out: Outbox,
     mut inputs: UnboundedReceiver<CallInput>,
-    incoming: IncomingCall,
+    start: Start,
 ) {
     let media_ip = svc.handles.settings.media_address;
     let sockets = async {
@@ -189,15 +207,32 @@ async fn drive(
         control: control_tx,
         published: AtomicBool::new(false),
     });
-    let mut call = Call::new(
-        incoming,
-        env,
-        config,
-        Box::new(RandomIds),
-        Instant::now(),
-        Utc::now(),
-    );
+    let (mut call, origin_reply) = match start {
+        Start::Incoming(incoming) => (
+            Call::new(
+                *incoming,
+                env,
+                config,
+                Box::new(RandomIds),
+                Instant::now(),
+                Utc::now(),
+            ),
+            None,
+        ),
+        Start::Originate(Originate { call, reply }) => (
+            Call::originate(
+                call,
+                env,
+                config,
+                Box::new(RandomIds),
+                Instant::now(),
+                Utc::now(),
+            ),
+            Some(reply),
+        ),
+    };
     let mut driver = Driver {
+        origin_reply,
         svc,
         out,
         media: Media {
@@ -267,6 +302,8 @@ struct Driver {
     replies: VecDeque<oneshot::Sender<Result<(), String>>>,
     /// `Some(linger)` once the call said it is over.
     finished: Option<bool>,
+    /// Click-to-call: the API waits here for the attendance.
+    origin_reply: Option<oneshot::Sender<Result<Originated, NotOriginated>>>,
 }
 
 impl Driver {
@@ -299,6 +336,7 @@ impl Driver {
                     &bytes,
                 ),
                 Output::OpenAttendance(new) => {
+                    let copy = self.origin_reply.is_some().then(|| new.clone());
                     let opened = self
                         .svc
                         .handles
@@ -307,6 +345,14 @@ impl Driver {
                         .await
                         .map(|p| p.as_str().to_owned())
                         .map_err(|e| e.to_string());
+                    if let (Some(reply), Some(attendance), Ok(protocol)) =
+                        (self.origin_reply.take(), copy, &opened)
+                    {
+                        let _ = reply.send(Ok(Originated {
+                            protocol: protocol.clone(),
+                            attendance,
+                        }));
+                    }
                     call.handle(Input::Opened(opened), Instant::now());
                 }
                 Output::Attendance(change) => {
@@ -317,6 +363,11 @@ impl Driver {
                 Output::SetupMark { stage, since } => {
                     metrics::histogram!("pbx_call_setup_seconds", "stage" => stage)
                         .record(since.elapsed().as_secs_f64());
+                }
+                Output::NotOriginated(why) => {
+                    if let Some(reply) = self.origin_reply.take() {
+                        let _ = reply.send(Err(why));
+                    }
                 }
                 Output::TransferReply(result) => {
                     if let Some(reply) = self.replies.pop_front() {

@@ -331,6 +331,20 @@ const ICE_ATTRIBUTES: [&str; 8] = [
     "a=end-of-candidates",
 ];
 
+/// The bridge's own offer, for a leg it opens without anyone's SDP to
+/// copy (click-to-call rings the extension first): G.711 PCMU and PCMA
+/// (what every phone and carrier speaks) and RFC 4733 events, to
+/// `media_address:audio_port`. `session` is the `o=` id and version.
+pub fn offer(media_address: IpAddr, audio_port: u16, session: u64) -> String {
+    let at = addr_type(media_address);
+    format!(
+        "v=0\r\no=pbx-bridge {session} {session} IN {at} {media_address}\r\ns=pbx-bridge\r\n\
+         c=IN {at} {media_address}\r\nt=0 0\r\n\
+         m=audio {audio_port} RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n\
+         a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n"
+    )
+}
+
 /// A copy of `sdp` that sends the peer's media to the bridge: `o=` and every
 /// `c=` carry `media_address` (a `c=` of 0.0.0.0 / `::`, the old hold
 /// signal, is kept), the first audio `m=` line with a non-zero port gets

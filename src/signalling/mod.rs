@@ -27,7 +27,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
-use crate::calls::{CallControl, CallEngine, CallInput, Command, IncomingCall, LiveCalls};
+use crate::calls::{
+    CallControl, CallEngine, CallInput, Command, IncomingCall, LiveCalls, Originate,
+};
 use crate::registrations::RegistrationsView;
 use crate::sip::dialog::LocalParty;
 use crate::sip::message::{Host, Method, SipMessage, Uri, response_to};
@@ -74,6 +76,8 @@ pub struct Handles {
     pub trunk_registrations: TrunkRegistrationsView,
     /// Bumped by API changes: the trunks to register are re-read at once.
     pub plan_changes: crate::plan_changes::PlanChanges,
+    /// Click-to-calls from the API, started as calls here.
+    pub originations: crate::calls::Originations,
 }
 
 /// The transaction user: owns the stack, the registrar and the call
@@ -90,6 +94,9 @@ pub struct Signalling {
     grace: Duration,
     trunks: TrunkRegistrations,
     plan_changes: crate::plan_changes::PlanChanges,
+    /// Click-to-calls from the API (`None` when another signalling took
+    /// the channel first).
+    originations: Option<mpsc::UnboundedReceiver<Originate>>,
 }
 
 impl Signalling {
@@ -113,6 +120,7 @@ impl Signalling {
             grace: config.shutdown_grace,
             trunks: TrunkRegistrations::new(handles.trunk_registrations, config.advertised),
             plan_changes: handles.plan_changes,
+            originations: handles.originations.take_receiver(),
         }
     }
 
@@ -154,6 +162,7 @@ impl Signalling {
                     None => break,
                 },
                 Some((call, command)) = self.commands.recv() => self.on_call_command(call, command),
+                Some(request) = next_origination(&mut self.originations) => self.on_origination(request),
                 _ = housekeeping.tick() => self.registry.expire(),
                 _ = sleep_until(self.trunks.poll_timeout()) => self.trunks.on_tick(Instant::now()),
                 Ok(()) = targets.changed(), if drain.serving() => {
@@ -318,6 +327,18 @@ impl Signalling {
         });
     }
 
+    /// A click-to-call from the API: a new call, unless draining.
+    fn on_origination(&mut self, request: Originate) {
+        if self.draining.is_draining() {
+            let _ = request.reply.send(Err(crate::calls::NotOriginated {
+                field: None,
+                why: "the bridge is stopping".into(),
+            }));
+            return;
+        }
+        self.calls.originate(request);
+    }
+
     /// What a call asks: requests through new client transactions,
     /// responses through its server transactions, ACKs as they are.
     fn on_call_command(&mut self, call: u64, command: Command) {
@@ -378,6 +399,16 @@ impl Signalling {
 async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next click-to-call; never, without the channel.
+async fn next_origination(
+    rx: &mut Option<mpsc::UnboundedReceiver<Originate>>,
+) -> Option<Originate> {
+    match rx {
+        Some(rx) => rx.recv().await,
         None => std::future::pending().await,
     }
 }

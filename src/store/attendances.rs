@@ -684,6 +684,25 @@ impl AttendanceBatch {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Click-to-call through Asterisk: the attendance the API opened is
+    /// the one of Asterisk call `call_ref` (its Linkedid) from now on.
+    /// Returns whether it was found.
+    pub async fn claim_call_ref(
+        &mut self,
+        protocol: &str,
+        source: CallSource,
+        call_ref: &str,
+    ) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE attendances SET call_ref = $1 WHERE protocol = $2 AND source = $3")
+                .bind(call_ref)
+                .bind(protocol)
+                .bind(source.as_str())
+                .execute(&mut *self.tx)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Withdraws the attendance of a call that turned out to be another
     /// engine's (an Asterisk call whose other side is the bridge, which
     /// opens its own): deleted unless an agent attends it (the dialplan

@@ -48,6 +48,19 @@ impl Store {
         .await
     }
 
+    /// The display name of extension `number` (click-to-call shows it to
+    /// the callee); `None` when there is no such extension.
+    pub async fn extension_display_name(&self, number: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT display_name FROM extensions WHERE number = $1")
+            .bind(number)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref()
+            .map(|r| sqlx::Row::try_get::<String, _>(r, "display_name"))
+            .transpose()
+            .map_err(StoreError::from)
+    }
+
     pub async fn get_extension(&self, id: Id) -> Result<Extension, StoreError> {
         self.one_by_id(concat!(select!(), " WHERE e.id = $1"), id, from_row)
             .await

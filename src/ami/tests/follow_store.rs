@@ -17,17 +17,17 @@ use crate::domain::{
 };
 use crate::store::{AttendanceFilter, Store};
 
-struct Plan {
+pub(super) struct Plan {
     _dir: tempfile::TempDir,
-    store: Store,
+    pub store: Store,
     /// Extension number → its agent.
-    agents: BTreeMap<&'static str, Id>,
-    department: Id,
+    pub agents: BTreeMap<&'static str, Id>,
+    pub department: Id,
 }
 
 /// Extensions 1001, 1002, 1003; department `code` (closes on hangup) with
 /// agents on 1001 (Ana) and 1002 (Bruno), as in the capture.
-async fn plan(code: u16) -> Plan {
+pub(super) async fn plan(code: u16) -> Plan {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}/t.db?mode=rwc", dir.path().display());
     let store = Store::connect(&url).await.expect("store");
@@ -75,7 +75,7 @@ async fn plan(code: u16) -> Plan {
 
 /// Feeds `evs` one by one (the decisions of each event in one batch, as
 /// the client does) through a tracker and a follower on `store`.
-async fn follow(
+pub(super) async fn follow(
     store: &Store,
     config: impl FnOnce(&crate::store::CallDirectory) -> TrackerConfig,
     evs: &[Packet],
@@ -98,7 +98,7 @@ async fn follow(
 }
 
 /// Every attendance with its `call_ref`.
-async fn attendances(store: &Store) -> Vec<(Attendance, CallSource, Option<String>)> {
+pub(super) async fn attendances(store: &Store) -> Vec<(Attendance, CallSource, Option<String>)> {
     let page = store
         .list_attendances(&AttendanceFilter::default(), None, 100)
         .await

@@ -1,6 +1,7 @@
 //! Tests of the AMI core. Fixture-driven ones read the real Asterisk 22
 //! transcripts in `tests/fixtures/ami/`.
 
+mod click_to_call;
 mod codec_unit;
 mod fixtures;
 mod follow_store;

@@ -163,6 +163,7 @@ fn without_a_bridge_endpoint_the_same_call_is_followed() {
             CallDecision::CallEnded { .. } => "ended",
             CallDecision::CallToBridge { .. } => "to-bridge",
             CallDecision::CallTransferred { .. } => "transferred",
+            CallDecision::CallClaimed { .. } => "claimed",
         })
         .collect();
     assert_eq!(kinds, ["opened", "recording", "answered", "ended"]);

@@ -106,7 +106,8 @@ fn scenario_b_ring_all_is_one_call_answered_by_1002() {
                 answer,
                 CallDecision::CallAnswered {
                     linkedid: l.clone(),
-                    agent_extension: Some("1002".into())
+                    agent_extension: Some("1002".into()),
+                    at: at(answer),
                 }
             ),
             (
@@ -155,7 +156,8 @@ fn scenario_d_originate_is_an_internal_call_1001_to_1002() {
                 answer,
                 CallDecision::CallAnswered {
                     linkedid: l.clone(),
-                    agent_extension: Some("1002".into())
+                    agent_extension: Some("1002".into()),
+                    at: at(answer),
                 }
             ),
             (
@@ -395,7 +397,8 @@ fn resync_discovers_a_live_call_once_and_follows_it_to_the_end() {
             },
             CallDecision::CallAnswered {
                 linkedid: l.clone(),
-                agent_extension: Some("1002".into())
+                agent_extension: Some("1002".into()),
+                at: at(1000),
             },
         ]
     );

@@ -199,6 +199,7 @@ fn the_agent_who_answers_at_the_department_attends_the_redirected_call() {
                 CallDecision::CallAnswered {
                     linkedid: l.clone(),
                     agent_extension: Some("1001".into()),
+                    at: at(6),
                 }
             ),
             (
@@ -260,6 +261,7 @@ fn a_redirect_to_a_department_on_the_bridge_stays_followed() {
             CallDecision::CallEnded { .. } => "ended",
             CallDecision::CallToBridge { .. } => "to-bridge",
             CallDecision::RecordingAnnounced { .. } => "recording",
+            CallDecision::CallClaimed { .. } => "claimed",
         })
         .collect();
     assert_eq!(kinds, ["opened", "answered", "transferred", "ended"]);

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::{
-    ALLOW, Call, CallConfig, CallEnv, CallerLeg, Clock, IncomingCall, Output, Stage, Target,
-    audio_of, is_sdp, user_of,
+    ALLOW, Call, CallConfig, CallEnv, CallerLeg, Clock, IncomingCall, Origin, Output, Received,
+    Stage, Target, audio_of, is_sdp, user_of,
 };
 use crate::calls::trace::TraceDirection;
 use crate::domain::{CallSource, Direction, Timestamp};
@@ -20,15 +20,24 @@ use crate::store::NewAttendance;
 
 use super::super::signal::Command;
 
+/// What every call is made with, whatever starts it.
+pub(super) struct Parts {
+    pub env: Arc<dyn CallEnv>,
+    pub config: CallConfig,
+    pub ids: Box<dyn IdSource + Send>,
+    pub now: Instant,
+    pub wall: Timestamp,
+}
+
 /// Why an INVITE is refused before any protocol exists.
-struct Refusal {
+pub(super) struct Refusal {
     status: u16,
     reason: Option<&'static str>,
     retry_after: Option<u32>,
 }
 
 impl Refusal {
-    fn new(status: u16, reason: Option<&'static str>) -> Refusal {
+    pub(super) fn new(status: u16, reason: Option<&'static str>) -> Refusal {
         Refusal {
             status,
             reason,
@@ -63,7 +72,68 @@ impl Call {
         let local = env.local(transport);
         let to_tag = ids.tag();
         let sdp = invite.body().clone();
-        let mut call = Call {
+        let (received_invite, received_key) = (invite.clone(), key.clone());
+        let caller = CallerLeg {
+            from: from.clone().unwrap_or_else(|| {
+                crate::sip::message::NameAddr::parse("<sip:anonymous@anonymous.invalid>")
+                    .expect("a constant name-addr parses")
+            }),
+            origin: Origin::Received(Received {
+                invite,
+                key,
+                to_tag,
+            }),
+            source,
+            transport,
+            local,
+            dialog: None,
+            final_sent: false,
+            sdp,
+        };
+        let mut call = Call::assemble(
+            Parts {
+                env,
+                config,
+                ids,
+                now,
+                wall,
+            },
+            caller,
+            call_id,
+            Some(received),
+        );
+        if let Ok(trying) = response_to(&received_invite, 100, None).and_then(|b| b.build()) {
+            call.out(Output::Sip(Command::Respond {
+                key: received_key,
+                response: trying,
+            }));
+        }
+        match call.admit(&received_invite, from.is_some(), extension, from_pbx) {
+            Ok(new) => call.out(Output::OpenAttendance(new)),
+            Err(refusal) => {
+                call.refuse_before_open(refusal);
+                call.close_stage();
+                call.out(Output::Finished { linger: false });
+            }
+        }
+        call
+    }
+
+    /// A call not yet admitted: its caller's leg and nothing else.
+    pub(super) fn assemble(
+        parts: Parts,
+        caller: CallerLeg,
+        call_id: String,
+        received: Option<Instant>,
+    ) -> Call {
+        let Parts {
+            env,
+            config,
+            ids,
+            now,
+            wall,
+        } = parts;
+        Call {
             env,
             config,
             ids,
@@ -77,21 +147,7 @@ impl Call {
             callee: String::new(),
             since: wall,
             answered_at: None,
-            caller: CallerLeg {
-                from: from.clone().unwrap_or_else(|| {
-                    crate::sip::message::NameAddr::parse("<sip:anonymous@anonymous.invalid>")
-                        .expect("a constant name-addr parses")
-                }),
-                invite,
-                key,
-                source,
-                transport,
-                local,
-                to_tag,
-                dialog: None,
-                final_sent: false,
-                sdp,
-            },
+            caller,
             forks: Vec::new(),
             agent: None,
             ring: None,
@@ -105,39 +161,24 @@ impl Call {
             relayed: Vec::new(),
             ending: None,
             pending_target: None,
-            received: Some(received),
+            received,
             answer_received: None,
             attendance_department: None,
             trunk_channel: None,
             outbound: None,
             outputs: VecDeque::new(),
-        };
-        if let Ok(trying) = response_to(&call.caller.invite, 100, None).and_then(|b| b.build()) {
-            call.out(Output::Sip(Command::Respond {
-                key: call.caller.key.clone(),
-                response: trying,
-            }));
         }
-        match call.admit(from.is_some(), extension, from_pbx) {
-            Ok(new) => call.out(Output::OpenAttendance(new)),
-            Err(refusal) => {
-                call.refuse_before_open(refusal);
-                call.close_stage();
-                call.out(Output::Finished { linger: false });
-            }
-        }
-        call
     }
 
     /// Decides direction and target; the attendance to open.
     fn admit(
         &mut self,
+        invite: &crate::sip::message::SipMessage,
         has_from: bool,
         extension: Option<String>,
         from_pbx: bool,
     ) -> Result<NewAttendance, Refusal> {
         let plan = self.env.plan();
-        let invite = &self.caller.invite;
         let (true, Ok(uri)) = (has_from, invite.request_uri()) else {
             return Err(Refusal::new(400, None));
         };
@@ -197,13 +238,8 @@ impl Call {
                     Target::Outbound(dial)
                 }
                 Err(refusal) => {
-                    let status = match refusal {
-                        crate::routing::RouteRefusal::NoRoute => 404,
-                        crate::routing::RouteRefusal::NotAllowed(_) => 403,
-                        crate::routing::RouteRefusal::NoTrunk(_) => 503,
-                    };
                     tracing::warn!(call_id = %self.call_id, extension = caller, %dialled, reason = %refusal, "outbound call refused");
-                    return Err(Refusal::new(status, None));
+                    return Err(Refusal::new(route_refusal_status(&refusal), None));
                 }
             }
         } else {
@@ -264,20 +300,20 @@ impl Call {
     }
 
     fn refuse_before_open(&mut self, refusal: Refusal) {
-        let built =
-            response_to(&self.caller.invite, refusal.status, refusal.reason).and_then(|b| {
-                let b = b.to_tag("rej").header("Allow", ALLOW);
-                match refusal.retry_after {
-                    Some(s) => b.header("Retry-After", s).build(),
-                    None => b.build(),
-                }
-            });
+        let Some(received) = self.received() else {
+            return;
+        };
+        let key = received.key.clone();
+        let built = response_to(&received.invite, refusal.status, refusal.reason).and_then(|b| {
+            let b = b.to_tag("rej").header("Allow", ALLOW);
+            match refusal.retry_after {
+                Some(s) => b.header("Retry-After", s).build(),
+                None => b.build(),
+            }
+        });
         if let Ok(r) = built {
             self.caller.final_sent = true;
-            self.out(Output::Sip(Command::Respond {
-                key: self.caller.key.clone(),
-                response: r,
-            }));
+            self.out(Output::Sip(Command::Respond { key, response: r }));
         }
     }
 
@@ -300,6 +336,12 @@ impl Call {
             Ok(p) => p,
             Err(e) => {
                 tracing::error!(call_id = %self.call_id, error = %e, "cannot make the attendance durable; call refused");
+                if self.received().is_none() {
+                    self.out(Output::NotOriginated(super::NotOriginated {
+                        field: None,
+                        why: format!("cannot record the call: {e}"),
+                    }));
+                }
                 self.refuse_before_open(Refusal {
                     status: 503,
                     reason: Some("Cannot record the call"),
@@ -313,24 +355,37 @@ impl Call {
         self.protocol = protocol;
         self.stage = Stage::Live;
         tracing::info!(protocol = %self.protocol, call_id = %self.call_id, caller = %self.caller_number, callee = %self.callee, "call opened");
-        let raw = self.caller.invite.to_bytes();
+        let Some(received) = self.received() else {
+            // Click-to-call: the extension first; the target once it answers.
+            self.publish();
+            self.call_extension();
+            if self.ending.is_some() {
+                self.finish();
+            }
+            return;
+        };
+        let (raw, key) = (received.invite.to_bytes(), received.key.clone());
         self.trace(TraceDirection::In, self.caller_peer(), raw);
         let ringing = self
             .caller_dialog_response(180)
             .and_then(|b| b.build().ok());
         if let Some(r) = ringing {
-            let key = self.caller.key.clone();
             self.respond(&key, r, self.caller_peer());
         }
         self.publish();
+        self.dial_pending_target();
+        if self.ending.is_some() {
+            self.finish();
+        }
+    }
+
+    /// Rings (or dials) where the call goes, decided at admission.
+    pub(super) fn dial_pending_target(&mut self) {
         match self.pending_target.take() {
             Some(Target::Department(d)) => self.ring_department(d.id),
             Some(Target::Extension(n)) => self.ring_extension(&n),
             Some(Target::Outbound(dial)) => self.start_outbound(dial),
             None => {}
-        }
-        if self.ending.is_some() {
-            self.finish();
         }
     }
 
@@ -342,6 +397,15 @@ impl Call {
         }
         tracing::info!(call_id = %self.call_id, "caller cancelled before ringing");
         self.refuse_caller(487);
+    }
+}
+
+/// The status an extension's call gets when the outbound routes refuse it.
+pub(super) fn route_refusal_status(refusal: &crate::routing::RouteRefusal) -> u16 {
+    match refusal {
+        crate::routing::RouteRefusal::NoRoute => 404,
+        crate::routing::RouteRefusal::NotAllowed(_) => 403,
+        crate::routing::RouteRefusal::NoTrunk(_) => 503,
     }
 }
 

@@ -7,7 +7,7 @@
 
 use super::{ALLOW, AgentLeg, Call, MediaOp, Output, Unacked, audio_of};
 use crate::calls::X_PROTOCOL;
-use crate::domain::AttendanceChange;
+use crate::domain::{AttendanceChange, Id, Timestamp};
 use crate::media::relay::Side;
 use crate::sip::dialog::{Dialog, Retransmit2xx};
 use crate::sip::message::{Method, SipMessage};
@@ -56,6 +56,12 @@ impl Call {
             self.publish();
             return;
         }
+        if self.received().is_none() {
+            // Click-to-call: the extension answered our INVITE already; its
+            // leg needs no 200, only the media.
+            self.start_media(audio, at, agent);
+            return;
+        }
         let Some(body) = self.rewrite_for(Side::Caller, &answer) else {
             self.fail("agent's SDP cannot be rewritten");
             return;
@@ -70,7 +76,10 @@ impl Call {
             self.fail("cannot build the 200 OK");
             return;
         };
-        match Dialog::uas(&self.caller.invite, &ok, self.caller.local.clone()) {
+        let Some((invite, key)) = self.received().map(|r| (r.invite.clone(), r.key.clone())) else {
+            return;
+        };
+        match Dialog::uas(&invite, &ok, self.caller.local.clone()) {
             Ok(mut d) => {
                 d.set_request_header(Method::Invite, X_PROTOCOL, &self.protocol);
                 self.caller.dialog = Some(d);
@@ -81,13 +90,12 @@ impl Call {
             }
         }
         self.caller.final_sent = true;
-        self.media_started = true;
         self.out(Output::Media(MediaOp::Start {
             caller: audio_of(&self.caller.sdp),
             agent: audio,
             record: self.records(),
         }));
-        let key = self.caller.key.clone();
+        self.media_started = true;
         self.answer_2xx(Side::Caller, &key, ok);
         if let Some(since) = self.answer_received.take() {
             self.out(Output::SetupMark {
@@ -95,6 +103,26 @@ impl Call {
                 since,
             });
         }
+        self.mark_answered(at, agent);
+    }
+
+    /// Click-to-call: both legs answered, the relay starts between them.
+    fn start_media(
+        &mut self,
+        audio: crate::media::sdp::AudioMedia,
+        at: Timestamp,
+        agent: Option<Id>,
+    ) {
+        self.out(Output::Media(MediaOp::Start {
+            caller: audio_of(&self.caller.sdp),
+            agent: audio,
+            record: self.records(),
+        }));
+        self.media_started = true;
+        self.mark_answered(at, agent);
+    }
+
+    fn mark_answered(&mut self, at: Timestamp, agent: Option<Id>) {
         self.answered_at = Some(at);
         tracing::info!(protocol = %self.protocol, agent = ?agent, "call answered");
         self.publish();

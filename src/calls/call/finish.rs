@@ -18,10 +18,15 @@ impl Call {
             return;
         }
         self.caller.final_sent = true;
-        if let Ok(r) = response_to(&self.caller.invite, status, None)
-            .and_then(|b| b.to_tag(&self.caller.to_tag).build())
+        let Some(received) = self.received() else {
+            // Click-to-call: our INVITE to the extension is given up.
+            self.cancel_origin();
+            return;
+        };
+        let key = received.key.clone();
+        if let Ok(r) = response_to(&received.invite, status, None)
+            .and_then(|b| b.to_tag(&received.to_tag).build())
         {
-            let key = self.caller.key.clone();
             self.respond(&key, r, self.caller_peer());
         }
     }
@@ -126,6 +131,9 @@ impl Call {
         {
             self.env.agent_idle(a, at);
         }
+        if let Some(a) = self.origin_agent_talked() {
+            self.env.agent_idle(a, at);
+        }
         self.env.unpublish(&self.protocol);
         self.unacked.clear();
         tracing::info!(protocol = %self.protocol, ?reason, "call ended");
@@ -140,7 +148,16 @@ impl Call {
                 let Ok(call_id) = response.call_id() else {
                     return;
                 };
-                let Some(f) = self.forks.iter_mut().find(|f| f.call_id == call_id) else {
+                let origin = match &mut self.caller.origin {
+                    super::Origin::Originated(o) => o.fork.as_mut(),
+                    super::Origin::Received(_) => None,
+                };
+                let Some(f) = self
+                    .forks
+                    .iter_mut()
+                    .chain(origin)
+                    .find(|f| f.call_id == call_id)
+                else {
                     return;
                 };
                 let (dest, transport) = (f.destination, f.transport);

@@ -48,7 +48,9 @@ impl Call {
                 self.on_response(response);
             }
             CallInput::TransactionFailed { key } => {
-                if let Some(idx) = self.forks.iter().position(|f| f.key == key) {
+                if self.is_origin_transaction(&key) {
+                    self.on_origin_transaction_failed();
+                } else if let Some(idx) = self.forks.iter().position(|f| f.key == key) {
                     self.on_fork_transaction_failed(idx);
                 }
             }
@@ -85,6 +87,10 @@ impl Call {
             return;
         };
         let call_id = call_id.to_owned();
+        if cseq.method == Method::Invite && self.is_origin_invite(&call_id, cseq.seq) {
+            self.on_origin_response(response);
+            return;
+        }
         if let Some(idx) = self.forks.iter().position(|f| f.call_id == call_id)
             && cseq.method == Method::Invite
             && cseq.seq == self.forks[idx].invite_seq
@@ -155,7 +161,13 @@ impl Call {
                 Some(Method::Bye) => {
                     self.answer_in_dialog(side, &key, &request, 200, None);
                     tracing::info!(protocol = %self.protocol, ?side, "hung up");
-                    self.hang_up(Ending::Hangup(side));
+                    if side == Side::Caller && self.answered_at.is_none() {
+                        // Click-to-call: the extension gave up before the
+                        // target answered.
+                        self.hang_up(Ending::Unanswered(crate::domain::CloseReason::Abandoned));
+                    } else {
+                        self.hang_up(Ending::Hangup(side));
+                    }
                 }
                 Some(Method::Options) => self.answer_in_dialog(side, &key, &request, 200, None),
                 Some(Method::Refer) if side == Side::Agent => self.on_refer(key, request),
@@ -292,6 +304,9 @@ impl Call {
             && deadline <= now
         {
             self.direct_ring_over(idx);
+        }
+        if self.origin_deadline().is_some_and(|d| d <= now) {
+            self.origin_rang_out();
         }
         if self
             .outbound

@@ -34,6 +34,7 @@ mod env;
 mod finish;
 mod forward;
 mod in_dialog;
+mod originate;
 mod outbound;
 mod reach;
 mod ring;
@@ -51,6 +52,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 pub use self::env::CallEnv;
+pub use self::originate::{NotOriginated, OriginateCall};
 use super::fork::Fork;
 use super::signal::{CallInput, Command};
 use super::trace::TraceDirection;
@@ -144,6 +146,9 @@ pub enum Output {
     },
     /// The answer to [`Control::Transfer`].
     TransferReply(Result<(), String>),
+    /// A click-to-call ([`Call::originate`]) refused before its attendance
+    /// was opened: nothing rang, nothing was stored.
+    NotOriginated(NotOriginated),
     /// The call is over. With `linger`, late messages of its legs still
     /// come in for a short while (retransmissions, crossing BYEs).
     Finished {
@@ -212,18 +217,39 @@ enum Stage {
     Finished,
 }
 
+/// The caller's leg: who calls, and (in `origin`) how the leg came to be.
 struct CallerLeg {
-    invite: SipMessage,
-    key: TransactionKey,
+    origin: Origin,
+    /// Where the leg's requests and responses go.
     source: SocketAddr,
     transport: Transport,
     local: LocalParty,
+    /// The caller's identity, shown to the agents rung (their From).
     from: NameAddr,
-    to_tag: String,
     dialog: Option<Dialog>,
+    /// The leg is settled: a final answer went to the caller's INVITE, or
+    /// (click-to-call) the extension answered ours.
     final_sent: bool,
     /// The caller's latest SDP (offers to agents are made from it).
     sdp: Bytes,
+}
+
+/// How the caller's leg came to be. One per call, inside the call: the
+/// variants' sizes differ, which boxing would not make cheaper.
+#[allow(clippy::large_enum_variant)]
+enum Origin {
+    /// The caller's INVITE: the bridge is its UAS.
+    Received(Received),
+    /// Click-to-call: the bridge called the extension (UAC; RFC 3725
+    /// flow I) and dials the target once it answers.
+    Originated(originate::OriginLeg),
+}
+
+/// The INVITE that started a call, answered by the bridge.
+struct Received {
+    invite: SipMessage,
+    key: TransactionKey,
+    to_tag: String,
 }
 
 /// The agent (or extension) the caller talks to.
@@ -335,6 +361,7 @@ impl Call {
         [
             self.ring.as_ref().and_then(Ring::next_deadline),
             self.direct.map(|(_, d)| d),
+            self.origin_deadline(),
             self.outbound
                 .as_ref()
                 .and_then(outbound::Outbound::deadline),
@@ -478,15 +505,24 @@ impl Call {
     }
 
     /// A response of the caller's dialog (To tag, our Contact) to its
-    /// INVITE: the 180 and the 200.
+    /// INVITE: the 180 and the 200 (none for a call the bridge placed).
     fn caller_dialog_response(&self, status: u16) -> Option<crate::sip::message::MessageBuilder> {
+        let received = self.received()?;
         Dialog::dialog_response(
-            &self.caller.invite,
+            &received.invite,
             status,
-            &self.caller.to_tag,
+            &received.to_tag,
             &self.caller.local.contact,
         )
         .ok()
+    }
+
+    /// The caller's INVITE, when the call started with one.
+    fn received(&self) -> Option<&Received> {
+        match &self.caller.origin {
+            Origin::Received(r) => Some(r),
+            Origin::Originated(_) => None,
+        }
     }
 
     /// Whether the answered call is recorded: as its department says;

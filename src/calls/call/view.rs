@@ -10,21 +10,28 @@ impl Call {
     /// What `GET /calls` shows of this call now.
     pub(super) fn snapshot(&self) -> LiveCall {
         let over = self.ending.is_some() || self.stage == Stage::Finished;
-        let caller_extension =
-            (self.direction == Direction::Internal).then(|| self.caller_number.clone());
+        let (extension, agent_id, state) = match self.origin_leg_state() {
+            // Click-to-call: the extension (and its agent) is on the call
+            // once claimed and rung.
+            Some((_, None)) => (None, None, LegState::Calling),
+            Some((agent, Some(state))) => (Some(self.caller_number.clone()), agent, state),
+            None => (
+                (self.direction == Direction::Internal).then(|| self.caller_number.clone()),
+                None,
+                if self.answered_at.is_some() {
+                    LegState::Answered
+                } else {
+                    LegState::Calling
+                },
+            ),
+        };
         let mut legs = vec![LiveLeg {
             role: LegRole::Caller,
             call_id: self.call_id.clone(),
             peer: self.caller.source.to_string(),
-            extension: caller_extension,
-            agent_id: None,
-            state: if over {
-                LegState::Ended
-            } else if self.answered_at.is_some() {
-                LegState::Answered
-            } else {
-                LegState::Calling
-            },
+            extension,
+            agent_id,
+            state: if over { LegState::Ended } else { state },
         }];
         let current = self.agent.as_ref().map(|a| a.fork);
         for (i, f) in self.forks.iter().enumerate() {

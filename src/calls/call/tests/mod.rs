@@ -4,6 +4,7 @@
 //! No sockets, no database, no tokio.
 
 mod carriers;
+mod click_to_call;
 mod forward;
 mod outbound;
 mod pbx_agents;
