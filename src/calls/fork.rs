@@ -82,6 +82,9 @@ pub(super) struct ForkRequest<'a> {
     pub protocol: &'a str,
     pub sdp: Bytes,
     pub local: &'a LocalParty,
+    /// The dialog's Call-ID when it is already chosen (a click-to-call's
+    /// leg to the extension is the call's own Call-ID), else a new one.
+    pub call_id: Option<&'a str>,
 }
 
 impl Fork {
@@ -94,7 +97,11 @@ impl Fork {
         let (contact, destination, transport) = req.route;
         let mut from = req.caller.clone();
         from.params.remove("tag");
-        let invite = UacInvite::new(contact, from, req.to)
+        let mut invite = UacInvite::new(contact, from, req.to);
+        if let Some(call_id) = req.call_id {
+            invite = invite.call_id(call_id);
+        }
+        let invite = invite
             .header(super::X_PROTOCOL, req.protocol)
             .header("Allow", super::call::ALLOW)
             .sdp(req.sdp)

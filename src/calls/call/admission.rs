@@ -13,7 +13,7 @@ use super::{
     Stage, Target, audio_of, is_sdp, user_of,
 };
 use crate::calls::trace::TraceDirection;
-use crate::domain::{CallSource, Direction, Timestamp};
+use crate::domain::{CallSource, Direction, Id, Timestamp};
 use crate::sip::dialog::IdSource;
 use crate::sip::message::response_to;
 use crate::store::NewAttendance;
@@ -276,27 +276,37 @@ impl Call {
             .or(asserted)
             .unwrap_or_else(|| user_of(&self.caller.from));
         self.callee = dialled;
-        let new = NewAttendance {
+        let (department_id, agent_id) = match &target {
+            Target::Department(d) => (Some(d.id), None),
+            Target::Extension(n) => (None, plan.agent_of_extension(n)),
+            Target::Outbound(_) => (None, None),
+        };
+        Ok(self.attendance_for(target, department_id, agent_id))
+    }
+
+    /// The attendance the call opens once its target is chosen (a received
+    /// INVITE's, or a click-to-call's); the department and agent it names
+    /// are remembered, so later changes only write what moves.
+    pub(super) fn attendance_for(
+        &mut self,
+        target: Target,
+        department_id: Option<Id>,
+        agent_id: Option<Id>,
+    ) -> NewAttendance {
+        self.agent_id = agent_id;
+        self.attendance_department = department_id;
+        self.pending_target = Some(target);
+        NewAttendance {
             direction: self.direction,
-            department_id: match &target {
-                Target::Department(d) => Some(d.id),
-                Target::Extension(_) | Target::Outbound(_) => None,
-            },
-            agent_id: match &target {
-                Target::Extension(n) => plan.agent_of_extension(n),
-                Target::Department(_) | Target::Outbound(_) => None,
-            },
+            department_id,
+            agent_id,
             caller: self.caller_number.clone(),
             callee: self.callee.clone(),
             source: CallSource::Sip,
             opened_at: self.since,
             call_ref: Some(self.call_id.clone()),
             node: Some(self.env.node()),
-        };
-        self.agent_id = new.agent_id;
-        self.attendance_department = new.department_id;
-        self.pending_target = Some(target);
-        Ok(new)
+        }
     }
 
     fn refuse_before_open(&mut self, refusal: Refusal) {

@@ -22,10 +22,10 @@ use bytes::Bytes;
 use super::admission::Parts;
 use super::{Call, CallerLeg, DIRECT_RING, Ending, Origin, Output, Target, audio_of, is_sdp};
 use crate::calls::X_PROTOCOL;
-use crate::calls::fork::{Fork, ForkState, binding_route};
+use crate::calls::fork::{Fork, ForkRequest, ForkState, binding_route};
 use crate::calls::live::{LegRole, LegState, LiveLeg};
-use crate::domain::{CallSource, CloseReason, Direction, Id};
-use crate::sip::dialog::{DialogSet, ForkEvent, UacInvite};
+use crate::domain::{CloseReason, Direction, Id};
+use crate::sip::dialog::ForkEvent;
 use crate::sip::message::{Method, NameAddr, Uri};
 use crate::sip::transaction::{TransactionKey, Transport};
 use crate::store::NewAttendance;
@@ -198,20 +198,7 @@ impl Call {
             // A call out is the clicking agent's.
             Target::Outbound(_) => (None, plan.agent_of_extension(&req.from_extension)),
         };
-        self.agent_id = agent_id;
-        self.attendance_department = department_id;
-        self.pending_target = Some(target);
-        Ok(NewAttendance {
-            direction,
-            department_id,
-            agent_id,
-            caller: self.caller_number.clone(),
-            callee: self.callee.clone(),
-            source: CallSource::Sip,
-            opened_at: self.since,
-            call_ref: Some(self.call_id.clone()),
-            node: Some(self.env.node()),
-        })
+        Ok(self.attendance_for(target, department_id, agent_id))
     }
 
     fn origin(&self) -> Option<&OriginLeg> {
@@ -258,58 +245,45 @@ impl Call {
             self.config.caller_port,
             u64::from(self.config.caller_port),
         );
-        let built = NameAddr::parse(&format!(
+        let (destination, transport) = (self.caller.source, self.caller.transport);
+        let parties = NameAddr::parse(&format!(
             "\"Click-to-call\" <sip:{}@{}>",
             self.callee, local.host
         ))
         .and_then(|from| {
             let to = NameAddr::parse(&format!("<sip:{extension}@{}>", local.host))?;
             Ok((from, to))
-        })
-        .map_err(|e| e.to_string())
-        .and_then(|(from, to)| {
-            UacInvite::new(target, from, to)
-                .call_id(&self.call_id)
-                .header(X_PROTOCOL, &self.protocol)
-                .header("Allow", super::ALLOW)
-                .sdp(offer)
-                .build(&local, self.ids.as_mut())
-                .map_err(|e| e.to_string())
-        })
-        .and_then(|invite| {
-            let key = TransactionKey::client(&invite).map_err(|e| e.to_string())?;
-            let seq = invite.cseq().map_err(|e| e.to_string())?.seq;
-            let set =
-                DialogSet::with_invite(local.clone(), invite.clone()).map_err(|e| e.to_string())?;
-            Ok((invite, key, seq, set))
         });
-        let (invite, key, invite_seq, set) = match built {
+        let built = parties.map_err(|e| e.to_string()).and_then(|(from, to)| {
+            Fork::build(
+                ForkRequest {
+                    agent,
+                    extension: &extension,
+                    route: (target, destination, transport),
+                    to,
+                    caller: &from,
+                    protocol: &self.protocol,
+                    sdp: Bytes::from(offer),
+                    local: &local,
+                    call_id: Some(&self.call_id),
+                },
+                self.ids.as_mut(),
+            )
+            .map_err(|e| e.to_string())
+        });
+        let (fork, invite) = match built {
             Ok(b) => b,
             Err(e) => {
                 self.fail(&format!("cannot build the INVITE to the extension: {e}"));
                 return;
             }
         };
-        let (destination, transport) = (self.caller.source, self.caller.transport);
         tracing::info!(protocol = %self.protocol, %extension, to = %self.callee, "click-to-call: ringing the extension");
         self.send_request(invite, destination, transport);
         let deadline = self.now + DIRECT_RING;
-        let call_id = self.call_id.clone();
         if let Some(o) = self.origin_mut() {
             o.deadline = Some(deadline);
-            o.fork = Some(Fork {
-                agent,
-                trunk: None,
-                extension,
-                call_id,
-                key,
-                destination,
-                transport,
-                set,
-                state: ForkState::Calling,
-                answer: None,
-                invite_seq,
-            });
+            o.fork = Some(fork);
         }
         self.publish();
     }

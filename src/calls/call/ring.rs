@@ -122,6 +122,7 @@ impl Call {
                 protocol: &self.protocol,
                 sdp: offer,
                 local: &local,
+                call_id: None,
             },
             self.ids.as_mut(),
         )
