@@ -233,6 +233,24 @@ impl AmiCalls {
         }
     }
 
+    /// What the client does after each event (or re-read): applies the
+    /// tracker's new decisions, then refreshes the channels of their calls
+    /// and of `linkedid`'s (the event's call, whose legs may have changed
+    /// without a decision) from `channels` (the tracker's).
+    pub fn publish(
+        &self,
+        decisions: &[CallDecision],
+        linkedid: Option<&str>,
+        channels: impl Fn(&str) -> Option<CallChannels>,
+    ) {
+        for d in decisions {
+            self.apply(d);
+        }
+        for l in decisions.iter().map(CallDecision::linkedid).chain(linkedid) {
+            self.refresh_channels(l, &channels);
+        }
+    }
+
     /// Refreshes the channels of call `linkedid` from `channels` (called
     /// only when it is followed here, so the tracker is asked only then).
     pub fn refresh_channels(
