@@ -712,6 +712,14 @@ async fn failed_login_is_reported_and_not_retried_in_a_storm() {
         .await
         .unwrap();
     assert_eq!(ready["ami"], "auth_failed", "{ready}");
+    // Enabled but not logged in: Asterisk's calls are unknown, so a
+    // hang-up of a call that is not the bridge's cannot be answered 404.
+    let (s, v) = bridge
+        .call(reqwest::Method::DELETE, "/calls/20261207000001", None)
+        .await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    let (_, v) = bridge.get("/calls").await;
+    assert_eq!(v["items"], json!([]), "{v}");
     bridge.stop().await;
 }
 
