@@ -303,6 +303,10 @@ enum ToFollower {
     HangupRequested {
         linkedid: String,
     },
+    /// Asterisk refused (or never answered) that hang-up: the call goes on.
+    HangupRefused {
+        linkedid: String,
+    },
 }
 
 /// What the AMI client needs from the rest of the service.
@@ -346,6 +350,7 @@ pub async fn run(handles: AmiHandles, mut shutdown: watch::Receiver<bool>) {
         config: handle.0.changed.subscribe(),
         pending: HashMap::new(),
         originations: HashMap::new(),
+        hangups: HashMap::new(),
         decisions: Vec::new(),
         presence: handles.presence.clone(),
     };
@@ -430,6 +435,9 @@ struct Client {
     /// ActionID of a click-to-call `Originate` → its protocol, until its
     /// `OriginateResponse`.
     originations: HashMap<String, String>,
+    /// ActionID of the API's `Hangup` of a call's customer → its
+    /// Linkedid, until answered.
+    hangups: HashMap<String, String>,
     decisions: Vec<CallDecision>,
     presence: PbxPresence,
 }
@@ -611,6 +619,9 @@ impl Client {
         for (_, (_, reply)) in self.pending.drain() {
             let _ = reply.send(Err(stopped()));
         }
+        for (_, linkedid) in self.hangups.drain() {
+            let _ = self.follow.send(ToFollower::HangupRefused { linkedid });
+        }
         tracing::info!(host, port, reason = ?exit, "AMI client stopped");
         exit
     }
@@ -724,10 +735,14 @@ impl Client {
         });
         let mut reply = Some(reply);
         for channel in order {
+            let first = reply.is_some();
             let waiter = reply.take().unwrap_or_else(|| oneshot::channel().0);
             match session.send_action(now, Action::hangup(&channel)) {
                 Ok(id) => {
                     tracing::info!(action = "Hangup", action_id = %id, linkedid, channel, "AMI action sent");
+                    if first {
+                        self.hangups.insert(id.clone(), linkedid.clone());
+                    }
                     self.pending.insert(id, ("Hangup".to_owned(), waiter));
                 }
                 Err(e) => {
@@ -865,6 +880,7 @@ impl Client {
             Ok(c) => &c.action_id,
             Err(f) => &f.action_id,
         };
+        let hangup_of = self.hangups.remove(id);
         let Some((action, reply)) = self.pending.remove(id) else {
             return;
         };
@@ -879,6 +895,10 @@ impl Client {
                 reason: f.reason.to_string(),
             }),
         };
+        if let (Some(linkedid), Err(e)) = (hangup_of, &result) {
+            tracing::warn!(linkedid, error = %e, "AMI hang-up of a call not done");
+            let _ = self.follow.send(ToFollower::HangupRefused { linkedid });
+        }
         let _ = reply.send(result);
     }
 

@@ -79,9 +79,15 @@ impl Follower {
         self
     }
 
-    /// The API asked Asterisk to hang up call `linkedid`: when it ends,
-    /// its attendance closes `api`, whoever's hang-up Asterisk reports.
-    pub fn hangup_requested(&mut self, linkedid: &str) {
+    /// The API asked Asterisk to hang up call `linkedid` (`requested`):
+    /// when it ends, its attendance closes `api`, whoever's hang-up
+    /// Asterisk reports; or Asterisk refused that (`!requested`): its end
+    /// is its own again.
+    pub fn hangup_requested(&mut self, linkedid: &str, requested: bool) {
+        if !requested {
+            self.api_hangups.remove(linkedid);
+            return;
+        }
         if self.api_hangups.len() >= MAX_CACHED {
             self.api_hangups.clear();
         }

@@ -46,7 +46,11 @@ pub(super) async fn follow(
                 continue;
             }
             ToFollower::HangupRequested { linkedid } => {
-                follower.hangup_requested(&linkedid);
+                follower.hangup_requested(&linkedid, true);
+                continue;
+            }
+            ToFollower::HangupRefused { linkedid } => {
+                follower.hangup_requested(&linkedid, false);
                 continue;
             }
         };

@@ -2,12 +2,14 @@
 //! ([`AmiCalls::publish`] after every event, the tracker's channels) on the
 //! real recorded streams, with the follower's attach done by hand.
 
-use super::super::live::{AmiCallState, AmiCalls};
+use super::super::follow::Follower;
+use super::super::live::{AmiCallState, AmiCalls, AmiLiveCall};
 use super::super::packet::Packet;
 use super::super::tracker::{CallDecision, Tracker};
+use super::follow_store::{attendances, plan};
 use super::support::*;
 use super::tracker_bridge::at;
-use crate::domain::Direction;
+use crate::domain::{CloseReason, Direction, Id};
 
 const B: &str = "1795295209.0";
 
@@ -203,4 +205,56 @@ fn a_click_to_call_is_listed_from_its_claim_once_it_opens() {
     assert!(seen_open);
     assert!(!listed_before_open, "a claim alone has no caller/callee");
     assert_eq!(calls.followed(), 0, "ended");
+}
+
+/// Scenario b through the tracker, the view and a follower writing to a
+/// store, as the client runs them; at `BridgeEnter` the API hangs the call
+/// up (`refused`: Asterisk refuses that). Returns the view as it was then
+/// and the attendance's close reason.
+async fn hang_up_b(refused: bool) -> (AmiLiveCall, Option<CloseReason>, Id, Id) {
+    let p = plan(701).await;
+    let (evs, bridged) = scenario_b();
+    let calls = AmiCalls::new();
+    calls.set_online(true);
+    let mut follower = Follower::new(p.store.clone(), chrono_tz::UTC).with_live(calls.clone());
+    follower.set_directory(p.store.call_directory().await.expect("directory"));
+    let mut t = Tracker::new(fixture_tracker_config());
+    let mut seen = None;
+    for (i, ev) in evs.iter().enumerate() {
+        let d = t.on_event(ev, at(i));
+        calls.publish(&d, ev.get("Linkedid"), |l| t.channels(l));
+        if !d.is_empty() {
+            follower.apply_batch(&d).await.expect("applied");
+        }
+        if i == bridged {
+            seen = calls.list().pop();
+            follower.hangup_requested(B, true);
+            if refused {
+                follower.hangup_requested(B, false);
+            }
+        }
+    }
+    let items = attendances(&p.store).await;
+    assert_eq!(items.len(), 1);
+    (
+        seen.expect("listed at BridgeEnter"),
+        items[0].0.close_reason,
+        p.agents["1002"],
+        p.department,
+    )
+}
+
+#[tokio::test]
+async fn the_follower_attaches_protocol_agent_and_department_and_an_api_hang_up_closes_api() {
+    let (call, reason, agent, department) = hang_up_b(false).await;
+    assert!(!call.protocol.is_empty());
+    assert_eq!(call.agent_id, Some(agent));
+    assert_eq!(call.department_id, Some(department));
+    assert_eq!(reason, Some(CloseReason::Api));
+}
+
+#[tokio::test]
+async fn a_refused_api_hang_up_leaves_the_close_reason_to_the_call() {
+    let (_, reason, _, _) = hang_up_b(true).await;
+    assert_eq!(reason, Some(CloseReason::CallerHangup));
 }
