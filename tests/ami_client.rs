@@ -82,6 +82,9 @@ enum Plan {
     Replay { rows: Vec<Row>, cut: Option<usize> },
     /// Banner, accept any login, empty channel list, then idle.
     Idle,
+    /// Replay a timeline, stopping after row `hold` until the client sends
+    /// a `Hangup` action (answered Success), then replay the rest.
+    HoldForHangup { rows: Vec<Row>, hold: usize },
 }
 
 #[derive(Clone, Default)]
@@ -184,6 +187,12 @@ async fn serve(stream: TcpStream, plan: Plan, log: FakeLog) {
                             "Response: Success\r\nActionID: {id}\r\nMessage: Redirect successful\r\n\r\n"
                         )));
                     }
+                    "Hangup" => {
+                        let _ = out.send(Some(format!(
+                            "Response: Success\r\nActionID: {id}\r\nMessage: Channel Hungup\r\n\r\n"
+                        )));
+                        let _ = ordered_tx.send(("Hangup".into(), id));
+                    }
                     _ => {
                         let _ = out.send(Some(format!(
                             "Response: Error\r\nActionID: {id}\r\nMessage: Invalid/unknown command\r\n\r\n"
@@ -199,7 +208,12 @@ async fn serve(stream: TcpStream, plan: Plan, log: FakeLog) {
 Event: CoreShowChannelsComplete\r\nActionID: {id}\r\nEventList: Complete\r\nListItems: 0\r\n\r\n"
         )
     };
+    let (plan, hold) = match plan {
+        Plan::HoldForHangup { rows, hold } => (Plan::Replay { rows, cut: None }, Some(hold)),
+        p => (p, None),
+    };
     match plan {
+        Plan::HoldForHangup { .. } => unreachable!("made a replay above"),
         Plan::Idle => {
             let _ = out_tx.send(Some("Asterisk Call Manager/11.0.0\r\n".into()));
             let Ok(Some(id)) = wait_for(&mut ordered_rx, "Login").await else {
@@ -260,6 +274,19 @@ Event: CoreShowChannelsComplete\r\nActionID: {id}\r\nEventList: Complete\r\nList
                     let _ = out_tx.send(None);
                     reader.abort();
                     return;
+                }
+                if hold == Some(i) {
+                    let hung_up = tokio::time::timeout(Duration::from_secs(20), async {
+                        while let Some((n, _)) = ordered_rx.recv().await {
+                            if n == "Hangup" {
+                                return true;
+                            }
+                        }
+                        false
+                    });
+                    if !matches!(hung_up.await, Ok(true)) {
+                        return;
+                    }
                 }
             }
         }
@@ -685,6 +712,14 @@ async fn failed_login_is_reported_and_not_retried_in_a_storm() {
         .await
         .unwrap();
     assert_eq!(ready["ami"], "auth_failed", "{ready}");
+    // Enabled but not logged in: Asterisk's calls are unknown, so a
+    // hang-up of a call that is not the bridge's cannot be answered 404.
+    let (s, v) = bridge
+        .call(reqwest::Method::DELETE, "/calls/20261207000001", None)
+        .await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    let (_, v) = bridge.get("/calls").await;
+    assert_eq!(v["items"], json!([]), "{v}");
     bridge.stop().await;
 }
 
@@ -893,3 +928,8 @@ both!(
         bridge.stop().await;
     }
 );
+
+/// The calls Asterisk carries in `GET`/`DELETE /calls` (its own file: this
+/// one is long enough).
+#[path = "ami_client/live_calls.rs"]
+mod live_calls;

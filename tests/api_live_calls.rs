@@ -80,10 +80,12 @@ both!(list_read_and_hang_up, |srv: TestServer| async move {
     assert_eq!(items.len(), 2);
     assert_eq!(items[0]["id"], P1, "oldest first: {body}");
     assert_eq!(items[1]["id"], P2);
+    assert_eq!(items[0]["source"], "sip", "the bridge's own: {body}");
 
     let (status, call) = srv.get(&format!("/calls/{P2}")).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(call["protocol"], P2);
+    assert_eq!(call["source"], "sip");
     assert_eq!(call["state"], "answered");
     assert_eq!(call["direction"], "inbound");
     assert_eq!(call["department_id"], 3);

@@ -101,6 +101,14 @@ impl Action {
         Action::new("CoreShowChannels")
     }
 
+    /// Hangs up `channel` with cause 16 (normal clearing): the API ending
+    /// a call Asterisk carries.
+    pub fn hangup(channel: &str) -> Self {
+        Action::new("Hangup")
+            .header("Channel", channel)
+            .header("Cause", "16")
+    }
+
     /// Every PJSIP endpoint with its contacts and device state (extension
     /// presence, re-read after a login).
     pub fn pjsip_show_endpoints() -> Self {

@@ -13,9 +13,10 @@
 //! The client takes only narrow handles ([`AmiHandles`]). The API reaches
 //! the running client through the same [`AmiHandle`]: its status (for
 //! `/readyz`, `/api/v1/pbx/status`, metrics) and the actions it may send
-//! (`Originate`, `Redirect`).
+//! (`Originate`, `Redirect`, `Hangup`), and the live view of the calls
+//! Asterisk carries ([`AmiCalls`]), kept current from the tracker.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -30,93 +31,13 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::action::Action;
 use super::correlator::ActionOutcome;
 use super::follow::Follower;
-use super::session::{Backoff, Output, Session, SessionConfig, SessionState};
+use super::live::AmiCalls;
+use super::session::{Output, Session, SessionConfig, SessionState};
 use super::tracker::{CallDecision, Tracker, TrackerConfig};
+pub use super::tuning::AmiTuning;
 use crate::pbx_presence::PbxPresence;
 use crate::plan_changes::PlanChanges;
 use crate::store::{CallDirectory, Store};
-
-/// Timings and dialplan names of the client. The defaults suit production;
-/// tests shorten the timings with [`AmiHandle::set_tuning`] before start.
-#[derive(Debug, Clone)]
-pub struct AmiTuning {
-    pub backoff: Backoff,
-    pub ping_interval: Duration,
-    pub ping_timeout: Duration,
-    pub connect_timeout: Duration,
-    pub login_timeout: Duration,
-    pub action_timeout: Duration,
-    pub resync_timeout: Duration,
-    pub stable_after: Duration,
-    /// How often the numbering plan is re-read.
-    pub directory_refresh: Duration,
-    /// Context where click-to-call's second leg is dialled; `{ext}` is
-    /// replaced by the calling extension (what it may dial).
-    pub originate_context: String,
-    /// Context where a redirected channel enters a department code.
-    pub transfer_context: String,
-    /// Context where a redirected channel reaches an extension.
-    pub transfer_extension_context: String,
-    /// Contexts where calls from outside arrive.
-    pub inbound_contexts: Vec<String>,
-    /// PJSIP endpoints of the bridge itself (the rendered `bridge`): calls
-    /// whose other side is one of them are the bridge's (it opens their
-    /// attendance), never followed here. Also treated as trunks.
-    pub bridge_endpoints: Vec<String>,
-    /// Keep every bytes-received → attendance-updated latency (benchmark).
-    pub record_latencies: bool,
-}
-
-impl Default for AmiTuning {
-    fn default() -> Self {
-        AmiTuning {
-            backoff: Backoff::default(),
-            ping_interval: Duration::from_secs(20),
-            ping_timeout: Duration::from_secs(10),
-            connect_timeout: Duration::from_secs(10),
-            login_timeout: Duration::from_secs(10),
-            action_timeout: Duration::from_secs(15),
-            resync_timeout: Duration::from_secs(30),
-            stable_after: Duration::from_secs(60),
-            directory_refresh: Duration::from_secs(30),
-            // The contexts `pbx-bridge asterisk render` writes.
-            originate_context: "pbx-bridge-ext-{ext}".into(),
-            transfer_context: "pbx-bridge-departments".into(),
-            transfer_extension_context: "pbx-bridge-extensions".into(),
-            // Plus `pbx-bridge-from-<trunk>` for every configured trunk.
-            inbound_contexts: vec![
-                "pbx-bridge-from-bridge".into(),
-                "from-bridge".into(),
-                "from-trunk".into(),
-            ],
-            bridge_endpoints: vec![crate::asterisk::BRIDGE_ENDPOINT.into()],
-            record_latencies: false,
-        }
-    }
-}
-
-impl AmiTuning {
-    /// The tracker's view of the PBX: these names and the numbering plan.
-    pub fn tracker_config(&self, dir: &CallDirectory) -> TrackerConfig {
-        let mut cfg = TrackerConfig::new();
-        cfg.inbound_contexts = self.inbound_contexts.iter().cloned().collect();
-        cfg.inbound_contexts.extend(
-            dir.trunks
-                .iter()
-                .map(|name| format!("pbx-bridge-from-{name}")),
-        );
-        cfg.trunk_endpoints = self
-            .bridge_endpoints
-            .iter()
-            .chain(dir.trunks.iter())
-            .cloned()
-            .collect::<HashSet<_>>();
-        cfg.bridge_endpoints = self.bridge_endpoints.iter().cloned().collect();
-        cfg.known_extensions = dir.extensions.keys().cloned().collect();
-        cfg.department_codes = dir.department_codes.keys().cloned().collect();
-        cfg
-    }
-}
 
 /// What `/api/v1/pbx/status` shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -195,6 +116,11 @@ enum Command {
         target: String,
         reply: oneshot::Sender<Result<(), AmiActionError>>,
     },
+    /// `DELETE /calls/{protocol}` of a call Asterisk carries.
+    Hangup {
+        linkedid: String,
+        reply: oneshot::Sender<Result<(), AmiActionError>>,
+    },
 }
 
 struct Shared {
@@ -211,6 +137,7 @@ struct Shared {
     events: AtomicU64,
     applied: AtomicU64,
     latencies: Mutex<Vec<Duration>>,
+    calls: AmiCalls,
 }
 
 /// The API's side of the client. Cheap to clone.
@@ -236,6 +163,7 @@ impl AmiHandle {
             events: AtomicU64::new(0),
             applied: AtomicU64::new(0),
             latencies: Mutex::new(Vec::new()),
+            calls: AmiCalls::new(),
         }))
     }
 
@@ -312,6 +240,23 @@ impl AmiHandle {
         rx.await.unwrap_or_else(|_| Err(stopped()))
     }
 
+    /// Hangs up the call `linkedid` (every live channel, the customer's
+    /// first); its attendance closes `api` when the hang-up is seen.
+    pub async fn hang_up(&self, linkedid: &str) -> Result<(), AmiActionError> {
+        let (reply, rx) = oneshot::channel();
+        self.command(Command::Hangup {
+            linkedid: linkedid.into(),
+            reply,
+        })
+        .await?;
+        rx.await.unwrap_or_else(|_| Err(stopped()))
+    }
+
+    /// The calls Asterisk carries, as the tracker follows them.
+    pub fn calls(&self) -> &AmiCalls {
+        &self.0.calls
+    }
+
     async fn command(&self, cmd: Command) -> Result<(), AmiActionError> {
         let status = self.status();
         if !status.enabled {
@@ -338,6 +283,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+mod follow_task;
+
 /// Decisions caused by bytes read at `received`.
 struct Batch {
     received: Instant,
@@ -351,6 +298,14 @@ enum ToFollower {
     OriginateFailed {
         protocol: String,
         reason: String,
+    },
+    /// The API hung up this call: its end closes `api`.
+    HangupRequested {
+        linkedid: String,
+    },
+    /// Asterisk refused (or never answered) that hang-up: the call goes on.
+    HangupRefused {
+        linkedid: String,
     },
 }
 
@@ -379,8 +334,8 @@ pub async fn run(handles: AmiHandles, mut shutdown: watch::Receiver<bool>) {
         return;
     };
     let (follow_tx, follow_rx) = mpsc::unbounded_channel();
-    let follower = tokio::spawn(follow(
-        Follower::new(handles.store.clone(), handles.time_zone),
+    let follower = tokio::spawn(follow_task::follow(
+        Follower::new(handles.store.clone(), handles.time_zone).with_live(handle.calls().clone()),
         follow_rx,
         handle.clone(),
     ));
@@ -395,6 +350,7 @@ pub async fn run(handles: AmiHandles, mut shutdown: watch::Receiver<bool>) {
         config: handle.0.changed.subscribe(),
         pending: HashMap::new(),
         originations: HashMap::new(),
+        hangups: HashMap::new(),
         decisions: Vec::new(),
         presence: handles.presence.clone(),
     };
@@ -413,6 +369,7 @@ pub async fn run(handles: AmiHandles, mut shutdown: watch::Receiver<bool>) {
                 }
                 handle.set_status(|s| *s = AmiStatus::idle(enabled, error));
                 client.presence.clear();
+                handle.calls().set_online(false);
                 tokio::select! {
                     _ = client.config.changed() => continue,
                     _ = signalled(&mut shutdown) => break,
@@ -441,132 +398,6 @@ pub async fn run(handles: AmiHandles, mut shutdown: watch::Receiver<bool>) {
     drop(client);
     // Let the follower write what is queued.
     let _ = tokio::time::timeout(Duration::from_secs(5), follower).await;
-}
-
-/// Most decisions written in one transaction (a backlog is drained in
-/// chunks of this size; a single read's decisions are never split).
-const MAX_DECISIONS_PER_TX: usize = 512;
-
-/// Applies decisions in order. Everything already queued is written in one
-/// transaction; a failed transaction is retried (see [`store_with_retry`]),
-/// so a database outage delays decisions but loses none.
-async fn follow(
-    mut follower: Follower,
-    mut rx: mpsc::UnboundedReceiver<ToFollower>,
-    handle: AmiHandle,
-) {
-    let mut next: Option<ToFollower> = None;
-    let mut batches: Vec<Batch> = Vec::new();
-    let mut decisions: Vec<CallDecision> = Vec::new();
-    loop {
-        let msg = match next.take() {
-            Some(m) => m,
-            None => match rx.recv().await {
-                Some(m) => m,
-                None => break,
-            },
-        };
-        let first = match msg {
-            ToFollower::Directory(d) => {
-                follower.set_directory(d);
-                continue;
-            }
-            ToFollower::Batch(b) => b,
-            ToFollower::OriginateFailed { protocol, reason } => {
-                follower.originate_failed(&protocol, &reason).await;
-                continue;
-            }
-        };
-        // Take whatever else is already queued (up to a directory change).
-        decisions.clear();
-        decisions.extend_from_slice(&first.decisions);
-        batches.push(first);
-        while decisions.len() < MAX_DECISIONS_PER_TX {
-            match rx.try_recv() {
-                Ok(ToFollower::Batch(b)) => {
-                    decisions.extend_from_slice(&b.decisions);
-                    batches.push(b);
-                }
-                Ok(other) => {
-                    next = Some(other);
-                    break;
-                }
-                Err(_) => break,
-            }
-        }
-        store_with_retry(&mut follower, &decisions).await;
-        let record =
-            handle.0.running.load(Ordering::Relaxed) && lock(&handle.0.tuning).record_latencies;
-        let mut kept = Vec::new();
-        for b in batches.drain(..) {
-            let took = b.received.elapsed();
-            metrics::histogram!("pbx_ami_ingest_seconds").record(took.as_secs_f64());
-            if record {
-                kept.push(took);
-            }
-        }
-        if !kept.is_empty() {
-            lock(&handle.0.latencies).extend(kept);
-        }
-        handle
-            .0
-            .applied
-            .fetch_add(decisions.len() as u64, Ordering::Relaxed);
-    }
-}
-
-/// Writes `decisions` in one transaction; if it fails, one decision per
-/// transaction, each retried with a growing pause (capped at 5 s) for as
-/// long as the database is unavailable. Only a decision the database
-/// rejects as such (a constraint) is given up, logged with its content and
-/// counted in `pbx_ami_decisions_failed_total`.
-async fn store_with_retry(follower: &mut Follower, decisions: &[CallDecision]) {
-    let Err(e) = follower.apply_batch(decisions).await else {
-        return;
-    };
-    if decisions.len() > 1 {
-        tracing::warn!(error = %e, decisions = decisions.len(), "AMI decisions not stored together; storing them one by one");
-    }
-    for d in decisions {
-        let mut pause = Duration::from_millis(50);
-        let mut attempt = 0u32;
-        loop {
-            let err = match follower.apply(d).await {
-                Ok(_) => break,
-                Err(err) => err,
-            };
-            attempt += 1;
-            if !retryable(&err) {
-                metrics::counter!("pbx_ami_decisions_failed_total").increment(1);
-                tracing::error!(error = %err, linkedid = d.linkedid(), decision = ?d, "cannot record AMI call decision");
-                break;
-            }
-            if attempt == 1 || attempt.is_power_of_two() {
-                tracing::error!(error = %err, attempt, linkedid = d.linkedid(), "cannot record AMI call decision yet; retrying");
-            }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_secs(5));
-        }
-    }
-}
-
-/// A failure that may pass (connection, lock, disk…), unlike a constraint
-/// the data itself breaks.
-fn retryable(e: &crate::store::StoreError) -> bool {
-    use crate::store::StoreError;
-    match e {
-        StoreError::Database(sqlx::Error::Database(db)) => !matches!(
-            db.kind(),
-            sqlx::error::ErrorKind::UniqueViolation
-                | sqlx::error::ErrorKind::ForeignKeyViolation
-                | sqlx::error::ErrorKind::NotNullViolation
-                | sqlx::error::ErrorKind::CheckViolation
-        ),
-        // Shutting down: nothing will ever succeed.
-        StoreError::Database(sqlx::Error::PoolClosed) => false,
-        StoreError::Database(_) | StoreError::Unavailable(_) => true,
-        _ => false,
-    }
 }
 
 enum Target {
@@ -604,6 +435,9 @@ struct Client {
     /// ActionID of a click-to-call `Originate` → its protocol, until its
     /// `OriginateResponse`.
     originations: HashMap<String, String>,
+    /// ActionID of the API's `Hangup` of a call's customer → its
+    /// Linkedid, until answered.
+    hangups: HashMap<String, String>,
     decisions: Vec<CallDecision>,
     presence: PbxPresence,
 }
@@ -773,6 +607,7 @@ impl Client {
         };
         handle.0.running.store(false, Ordering::SeqCst);
         self.presence.clear();
+        handle.calls().set_online(false);
         // Log off (if logged in) and close.
         let now = Instant::now();
         session.shutdown(now);
@@ -783,6 +618,9 @@ impl Client {
         }
         for (_, (_, reply)) in self.pending.drain() {
             let _ = reply.send(Err(stopped()));
+        }
+        for (_, linkedid) in self.hangups.drain() {
+            let _ = self.follow.send(ToFollower::HangupRefused { linkedid });
         }
         tracing::info!(host, port, reason = ?exit, "AMI client stopped");
         exit
@@ -844,6 +682,10 @@ impl Client {
                     .header("Priority", "1");
                 ("Redirect", action, reply)
             }
+            Command::Hangup { linkedid, reply } => {
+                self.hang_up(session, linkedid, reply);
+                return;
+            }
         };
         match session.send_action(now, action) {
             Ok(id) => {
@@ -858,6 +700,54 @@ impl Client {
             }
             Err(e) => {
                 let _ = reply.send(Err(AmiActionError::Invalid(e.to_string())));
+            }
+        }
+    }
+
+    /// `Hangup` of every live channel of call `linkedid`, the customer's
+    /// first: hanging up one leg does not end every call (an agent's
+    /// channel may go on in the dialplan). The API is answered with the
+    /// customer's action; the others' answers are only logged.
+    fn hang_up(
+        &mut self,
+        session: &mut Session,
+        linkedid: String,
+        reply: oneshot::Sender<Result<(), AmiActionError>>,
+    ) {
+        let now = Instant::now();
+        let Some(channels) = self.tracker.channels(&linkedid) else {
+            let _ = reply.send(Err(AmiActionError::NoSuchCall(linkedid)));
+            return;
+        };
+        let mut order: Vec<String> = channels.customer.into_iter().collect();
+        for c in channels.root.into_iter().chain(channels.others) {
+            if !order.contains(&c) {
+                order.push(c);
+            }
+        }
+        if order.is_empty() {
+            let _ = reply.send(Err(AmiActionError::NoSuchCall(linkedid)));
+            return;
+        }
+        // Before the actions: the hang-up's events come after them.
+        let _ = self.follow.send(ToFollower::HangupRequested {
+            linkedid: linkedid.clone(),
+        });
+        let mut reply = Some(reply);
+        for channel in order {
+            let first = reply.is_some();
+            let waiter = reply.take().unwrap_or_else(|| oneshot::channel().0);
+            match session.send_action(now, Action::hangup(&channel)) {
+                Ok(id) => {
+                    tracing::info!(action = "Hangup", action_id = %id, linkedid, channel, "AMI action sent");
+                    if first {
+                        self.hangups.insert(id.clone(), linkedid.clone());
+                    }
+                    self.pending.insert(id, ("Hangup".to_owned(), waiter));
+                }
+                Err(e) => {
+                    let _ = waiter.send(Err(AmiActionError::NotConnected(e.to_string())));
+                }
             }
         }
     }
@@ -891,6 +781,10 @@ impl Client {
                 Output::Close => *conn = None,
                 Output::StateChanged(state, error) => {
                     state_changed = true;
+                    if state != SessionState::Connected {
+                        // Hidden until the live channels are re-read.
+                        self.handle.calls().set_online(false);
+                    }
                     match &state {
                         SessionState::Connected => tracing::info!("AMI logged in"),
                         SessionState::AuthFailed { message } => {
@@ -905,8 +799,10 @@ impl Client {
                 Output::Event(p) => {
                     self.handle.0.events.fetch_add(1, Ordering::Relaxed);
                     self.originate_response(&p);
+                    let first = self.decisions.len();
                     self.tracker
                         .on_event_into(&p, SystemTime::now(), &mut self.decisions);
+                    self.publish_calls(first, p.get("Linkedid"));
                 }
                 Output::Resync(channels) => {
                     let mut d = self.tracker.resync(&channels, SystemTime::now());
@@ -915,10 +811,17 @@ impl Client {
                         decisions = d.len(),
                         "AMI re-synced live channels"
                     );
+                    let first = self.decisions.len();
                     self.decisions.append(&mut d);
+                    self.publish_calls(first, None);
+                    let calls = self.handle.calls();
+                    calls.refresh_all(|l| self.tracker.channels(l));
+                    calls.set_online(true);
                 }
                 Output::ResyncFailed(msg) => {
                     tracing::warn!(message = %msg, "AMI CoreShowChannels refused: calls missed while disconnected stay open");
+                    // What the tracker knows is all there is to show.
+                    self.handle.calls().set_online(true);
                 }
                 Output::Presence(endpoints) => {
                     tracing::info!(
@@ -949,6 +852,16 @@ impl Client {
         }
     }
 
+    /// Applies the decisions from `first` on to the live view (see
+    /// [`AmiCalls::publish`]).
+    fn publish_calls(&self, first: usize, linkedid: Option<&str>) {
+        self.handle
+            .calls()
+            .publish(&self.decisions[first..], linkedid, |l| {
+                self.tracker.channels(l)
+            });
+    }
+
     /// A click-to-call's `OriginateResponse`: a failure closes its
     /// attendance (a success is followed from the call's events).
     fn originate_response(&mut self, p: &super::Packet) {
@@ -967,6 +880,7 @@ impl Client {
             Ok(c) => &c.action_id,
             Err(f) => &f.action_id,
         };
+        let hangup_of = self.hangups.remove(id);
         let Some((action, reply)) = self.pending.remove(id) else {
             return;
         };
@@ -981,6 +895,10 @@ impl Client {
                 reason: f.reason.to_string(),
             }),
         };
+        if let (Some(linkedid), Err(e)) = (hangup_of, &result) {
+            tracing::warn!(linkedid, error = %e, "AMI hang-up of a call not done");
+            let _ = self.follow.send(ToFollower::HangupRefused { linkedid });
+        }
         let _ = reply.send(result);
     }
 

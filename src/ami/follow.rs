@@ -11,11 +11,12 @@
 //! answer wins, ended once, closed once), so a decision replayed after a
 //! reconnect, or seen by two nodes, changes nothing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::SystemTime;
 
 use chrono::{DateTime, Utc};
 
+use super::live::AmiCalls;
 use super::tracker::{CallDecision, Direction as AmiDirection, HangupCause, Party};
 use crate::domain::{
     AttendanceStatus, CallSource, CloseReason, Direction, Id, closes_when_call_ends,
@@ -32,6 +33,11 @@ pub struct Follower {
     directory: CallDirectory,
     /// Linkedid → protocol of calls opened by this follower.
     protocols: HashMap<String, String>,
+    /// Where the stored protocols, departments and agents are published
+    /// for `GET /calls` (the client publishes the rest).
+    live: AmiCalls,
+    /// Linkedids the API hung up: their end closes `api`.
+    api_hangups: HashSet<String>,
 }
 
 /// What the follower did with one decision (logs and tests).
@@ -61,7 +67,31 @@ impl Follower {
             tz,
             directory: CallDirectory::default(),
             protocols: HashMap::new(),
+            live: AmiCalls::new(),
+            api_hangups: HashSet::new(),
         }
+    }
+
+    /// Publishes into `live` (the AMI client's view) instead of a view of
+    /// its own.
+    pub fn with_live(mut self, live: AmiCalls) -> Self {
+        self.live = live;
+        self
+    }
+
+    /// The API asked Asterisk to hang up call `linkedid` (`requested`):
+    /// when it ends, its attendance closes `api`, whoever's hang-up
+    /// Asterisk reports; or Asterisk refused that (`!requested`): its end
+    /// is its own again.
+    pub fn hangup_requested(&mut self, linkedid: &str, requested: bool) {
+        if !requested {
+            self.api_hangups.remove(linkedid);
+            return;
+        }
+        if self.api_hangups.len() >= MAX_CACHED {
+            self.api_hangups.clear();
+        }
+        self.api_hangups.insert(linkedid.to_owned());
     }
 
     pub fn set_directory(&mut self, directory: CallDirectory) {
@@ -109,6 +139,7 @@ impl Follower {
         }
         for (d, a) in decisions.iter().zip(&applied) {
             log_applied(d, a);
+            self.publish(d, a);
         }
         Ok(applied)
     }
@@ -202,7 +233,11 @@ impl Follower {
                 };
                 self.remember(undo, linkedid, None);
                 let at = utc(*ended_at);
-                let reason = close_reason(cause.as_ref(), *answered, *hangup_by);
+                let reason = if self.api_hangups.contains(linkedid) {
+                    CloseReason::Api
+                } else {
+                    close_reason(cause.as_ref(), *answered, *hangup_by)
+                };
                 // Closed whatever the department says (even where it keeps
                 // attendances open: unanswered), in the same statement.
                 let close_now = closes_when_call_ends(*answered, Some(false)).then_some(reason);
@@ -268,6 +303,56 @@ impl Follower {
                 }
                 Ok(Applied::Transferred(protocol))
             }
+        }
+    }
+
+    /// Publishes what was stored (after the commit) into the live view.
+    fn publish(&mut self, d: &CallDecision, a: &Applied) {
+        let department = |code: &Option<String>| {
+            code.as_deref()
+                .and_then(|c| self.directory.department_codes.get(c))
+                .map(|d| d.id)
+        };
+        match (d, a) {
+            (
+                CallDecision::CallOpened {
+                    linkedid,
+                    department_code,
+                    ..
+                },
+                Applied::Opened(p) | Applied::AlreadyOpen(p),
+            ) => self.live.attach(linkedid, p, department(department_code)),
+            (CallDecision::CallClaimed { linkedid, .. }, Applied::AlreadyOpen(p)) => {
+                self.live.attach(linkedid, p, None)
+            }
+            (
+                CallDecision::CallAnswered {
+                    linkedid,
+                    agent_extension,
+                    ..
+                },
+                Applied::Answered(_),
+            ) => {
+                let agent = self.agent_of(agent_extension.as_deref());
+                self.live.attended(linkedid, agent, None);
+            }
+            (
+                CallDecision::CallTransferred {
+                    linkedid,
+                    agent_extension,
+                    department_code,
+                    ..
+                },
+                Applied::Transferred(_),
+            ) => {
+                let agent = self.agent_of(agent_extension.as_deref());
+                self.live
+                    .attended(linkedid, agent, department(department_code));
+            }
+            (CallDecision::CallEnded { linkedid, .. }, _) => {
+                self.api_hangups.remove(linkedid);
+            }
+            _ => {}
         }
     }
 

@@ -18,6 +18,8 @@
 //! - [`replay`]: helpers to feed transcripts (tests, benchmarks).
 //! - [`client`]: the tokio driver (TCP, timers, actions from the API).
 //! - [`follow`]: writes the tracker's decisions as attendances.
+//! - [`live`]: the live view of Asterisk's calls (`GET /calls`, `DELETE`).
+//! - [`tuning`]: the client's timings and dialplan names.
 
 pub mod action;
 pub mod client;
@@ -25,11 +27,13 @@ pub mod codec;
 pub mod correlator;
 pub mod follow;
 pub mod framed;
+pub mod live;
 pub mod packet;
 pub mod presence;
 pub mod replay;
 pub mod session;
 pub mod tracker;
+pub mod tuning;
 
 #[cfg(test)]
 mod tests;
@@ -41,6 +45,7 @@ pub use correlator::{
     ActionFailure, ActionOutcome, Completion, Correlated, Correlator, FailureReason,
 };
 pub use framed::AmiCodec;
+pub use live::{AmiCallState, AmiCalls, AmiLiveCall};
 pub use packet::{Header, Packet, PacketKind, ResponseStatus};
 pub use session::{
     Backoff, Output, Session, SessionConfig, SessionError, SessionState, SessionStatus,

@@ -1,7 +1,9 @@
 //! Calls (SPEC §5, §6): the live calls of the bridge's own B2BUA (list,
 //! read, hang up, SIP trace, blind transfer, all through the call task's
-//! control channel), and the actions on Asterisk through AMI: click-to-call
-//! with `Originate`, blind transfer of an Asterisk call with `Redirect`.
+//! control channel), the calls Asterisk carries (listed and read from the
+//! AMI client's live view, `source: ami`), and the actions on Asterisk
+//! through AMI: click-to-call with `Originate`, blind transfer of an
+//! Asterisk call with `Redirect`, hang-up with `Hangup`.
 
 use std::time::Duration;
 
@@ -9,15 +11,15 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::Utc;
-use serde::Deserialize;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 
 use super::ApiError;
 use super::auth::Caller;
 use super::json::StrictJson;
-use crate::ami::AmiActionError;
+use crate::ami::{AmiActionError, AmiLiveCall};
 use crate::app::App;
 use crate::calls::{CallControl, LiveCall, NotOriginated, OriginateCall, OriginateError};
 use crate::domain::{
@@ -43,10 +45,38 @@ fn not_live(id: &str) -> ApiError {
     ApiError::NotFound(format!("no live call {id}"))
 }
 
-/// `GET /calls`: this node's live calls, oldest first.
+/// A live call as the API shows it: the bridge's own (`source: sip`) or
+/// one Asterisk carries (`source: ami`), the same fields where they fit.
+#[derive(Debug, Serialize)]
+#[serde(tag = "source", rename_all = "snake_case")]
+pub enum ListedCall {
+    Sip(LiveCall),
+    Ami(AmiLiveCall),
+}
+
+impl ListedCall {
+    fn since(&self) -> DateTime<Utc> {
+        match self {
+            ListedCall::Sip(c) => c.since,
+            ListedCall::Ami(c) => c.since,
+        }
+    }
+}
+
+/// `GET /calls`: this node's live calls and the calls Asterisk carries
+/// (while AMI is logged in), oldest first.
 async fn list(State(app): State<App>, caller: Caller) -> Result<Json<Value>, ApiError> {
     caller.require(Scope::Calls)?;
-    Ok(Json(json!({ "items": app.calls().list() })))
+    let mut items: Vec<ListedCall> = app
+        .calls()
+        .list()
+        .into_iter()
+        .map(ListedCall::Sip)
+        .collect();
+    items.extend(app.ami().calls().list().into_iter().map(ListedCall::Ami));
+    // Stable: the bridge's own calls keep their order among equal times.
+    items.sort_by_key(ListedCall::since);
+    Ok(Json(json!({ "items": items })))
 }
 
 /// `GET /calls/{id}`: one live call, by protocol.
@@ -54,27 +84,62 @@ async fn read(
     State(app): State<App>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<LiveCall>, ApiError> {
+) -> Result<Json<ListedCall>, ApiError> {
     caller.require(Scope::Calls)?;
-    app.calls().get(&id).map(Json).ok_or_else(|| not_live(&id))
+    if let Some(call) = app.calls().get(&id) {
+        return Ok(Json(ListedCall::Sip(call)));
+    }
+    app.ami()
+        .calls()
+        .get(&id)
+        .map(|c| Json(ListedCall::Ami(c)))
+        .ok_or_else(|| not_live(&id))
 }
 
 /// `DELETE /calls/{id}`: asks the call's task to hang up every leg. 202:
 /// the request is delivered; the call leaves the list once its legs ended.
+/// A call Asterisk carries is hung up through AMI (`Hangup` of its
+/// channels); its attendance closes `api` when Asterisk reports the end.
 async fn hang_up(
     State(app): State<App>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<(StatusCode, Json<LiveCall>), ApiError> {
+) -> Result<(StatusCode, Json<ListedCall>), ApiError> {
     caller.require(Scope::Calls)?;
-    let call = app.calls().get(&id).ok_or_else(|| not_live(&id))?;
+    let Some(call) = app.calls().get(&id) else {
+        return hang_up_through_ami(&app, &id).await;
+    };
     let control = app.calls().control(&id).ok_or_else(|| not_live(&id))?;
     // A closed channel: the task is gone and the call is ending anyway.
     control
         .send(CallControl::HangUp)
         .map_err(|_| not_live(&id))?;
     tracing::info!(protocol = %id, "hang-up requested through the API");
-    Ok((StatusCode::ACCEPTED, Json(call)))
+    Ok((StatusCode::ACCEPTED, Json(ListedCall::Sip(call))))
+}
+
+/// `DELETE` of a call that is not the bridge's: 503 while AMI is enabled
+/// but not logged in (Asterisk's calls are unknown then), else 404 unless
+/// it is in the AMI live view.
+async fn hang_up_through_ami(
+    app: &App,
+    id: &str,
+) -> Result<(StatusCode, Json<ListedCall>), ApiError> {
+    let status = app.ami().status();
+    if status.enabled && !status.connected {
+        return Err(ApiError::Unavailable(format!(
+            "AMI is not connected ({}): the calls Asterisk carries are unknown",
+            status.state
+        )));
+    }
+    let call = app.ami().calls().get(id).ok_or_else(|| not_live(id))?;
+    match app.ami().hang_up(&call.linkedid).await {
+        Ok(()) => {}
+        Err(AmiActionError::NoSuchCall(_)) => return Err(not_live(id)),
+        Err(e) => return Err(action_error(e)),
+    }
+    tracing::info!(protocol = %id, linkedid = %call.linkedid, "hang-up requested through AMI");
+    Ok((StatusCode::ACCEPTED, Json(ListedCall::Ami(call))))
 }
 
 /// `GET /calls/{id}/sip-trace`: the SIP messages of a live or recently

@@ -211,18 +211,19 @@ fn agent_pause_paths(paths: &mut serde_json::Map<String, Value>) {
     );
 }
 
-/// Calls: the bridge's live calls and their SIP traces, the actions on
-/// Asterisk through AMI (click-to-call, transfer), the AMI client status.
+/// Calls: the bridge's live calls and the ones Asterisk carries, the SIP
+/// traces, the actions on Asterisk through AMI (click-to-call, transfer,
+/// hang-up), the AMI client status.
 fn ami_paths(paths: &mut serde_json::Map<String, Value>) {
     let m = |v: Value| v.as_object().cloned().unwrap_or_default();
     let dial = json!({"type": "string", "pattern": "^[0-9+*#]{1,32}$"});
     paths.insert(
         "/calls".into(),
         json!({
-        "get": {"tags": ["calls"], "summary": "Live calls of this node's B2BUA, oldest first (scope calls)",
+        "get": {"tags": ["calls"], "summary": "Live calls, oldest first (scope calls): this node's B2BUA's (`source: sip`) and, while AMI is logged in, those Asterisk carries that have an attendance (`source: ami`)",
         "responses": errors(m(json!({"200": ok("the live calls", json!({"type": "object", "required": ["items"],
-            "properties": {"items": {"type": "array", "items": schema_ref("LiveCall")}}}))})))},
-        "post": {"tags": ["calls"], "summary": "Click-to-call (scope calls): rings `from_extension`, which then dials `to` (an extension, a PABX code or a number through the outbound routes). An extension registered on the bridge is rung by the bridge (the call is listed in GET /calls and hung up by DELETE /calls/{protocol}); otherwise, with the PBX enabled, Asterisk places it (AMI Originate carrying the protocol; followed through the attendance). Answers at once with the attendance, opened before anyone rings; the outcome is in the attendance",
+            "properties": {"items": {"type": "array", "items": schema_ref("ListedCall")}}}))})))},
+        "post": {"tags": ["calls"], "summary": "Click-to-call (scope calls): rings `from_extension`, which then dials `to` (an extension, a PABX code or a number through the outbound routes). An extension registered on the bridge is rung by the bridge (the call is listed in GET /calls and hung up by DELETE /calls/{protocol}); otherwise, with the PBX enabled, Asterisk places it (AMI Originate carrying the protocol; followed through the attendance, and listed in GET /calls with `source: ami` once it reached its callee's dialplan). Answers at once with the attendance, opened before anyone rings; the outcome is in the attendance",
         "requestBody": {"required": true, "content": {"application/json": {"schema": {
             "type": "object", "additionalProperties": false, "required": ["from_extension", "to"],
             "properties": {"from_extension": dial, "to": dial}}}}},
@@ -236,11 +237,13 @@ fn ami_paths(paths: &mut serde_json::Map<String, Value>) {
         "/calls/{id}".into(),
         json!({
             "parameters": [call_id],
-            "get": {"tags": ["calls"], "summary": "A live call (scope calls)",
-                    "responses": errors(m(json!({"200": ok("the call", schema_ref("LiveCall")), "404": problem("no such live call")})))},
-            "delete": {"tags": ["calls"], "summary": "Hang up every leg of a live call (scope calls)",
-                       "responses": errors(m(json!({"202": ok("hang-up requested; the call as it was", schema_ref("LiveCall")),
-                                                       "404": problem("no such live call")})))}
+            "get": {"tags": ["calls"], "summary": "A live call, the bridge's or Asterisk's (scope calls)",
+                    "responses": errors(m(json!({"200": ok("the call", schema_ref("ListedCall")), "404": problem("no such live call")})))},
+            "delete": {"tags": ["calls"], "summary": "Hang up every leg of a live call (scope calls): the bridge's through its call task; one Asterisk carries by AMI `Hangup` of its channels (the customer's first), its attendance closed `api` once Asterisk reports the end",
+                       "responses": errors(m(json!({"202": ok("hang-up requested; the call as it was", schema_ref("ListedCall")),
+                                                       "404": problem("no such live call"),
+                                                       "409": problem("Asterisk refused the hang-up"),
+                                                       "503": problem("not the bridge's call, and AMI is enabled but not connected (Asterisk's calls are unknown)")})))}
         }),
     );
     paths.insert(
@@ -386,12 +389,24 @@ pub fn build() -> Value {
         .schema_from::<calls::LegState>()
         .schema_from::<calls::TracedMessage>()
         .schema_from::<calls::TraceDirection>()
+        .schema_from::<crate::ami::AmiLiveCall>()
+        .schema_from::<crate::ami::AmiCallState>()
         .build();
     let mut schemas = serde_json::to_value(&components)
         .ok()
         .and_then(|c| c.get("schemas").cloned())
         .unwrap_or_else(|| json!({}));
     if let Some(map) = schemas.as_object_mut() {
+        map.insert(
+            "ListedCall".into(),
+            json!({"description": "a live call: the bridge's own (`source: sip`) or one Asterisk carries (`source: ami`)",
+                   "oneOf": [
+                       {"allOf": [schema_ref("LiveCall"), {"type": "object", "required": ["source"],
+                           "properties": {"source": {"type": "string", "const": "sip"}}}]},
+                       {"allOf": [schema_ref("AmiLiveCall"), {"type": "object", "required": ["source"],
+                           "properties": {"source": {"type": "string", "const": "ami"}}}]}],
+                   "discriminator": {"propertyName": "source"}}),
+        );
         map.insert(
             "Problem".into(),
             json!({"type": "object", "description": "RFC 9457 problem details",
