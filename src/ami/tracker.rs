@@ -164,8 +164,9 @@ pub enum CallDecision {
     },
     /// The call carries the protocol the bridge opened for it before
     /// asking Asterisk to place it (click-to-call: `Originate` with
-    /// `Variable: PBX_BRIDGE_PROTOCOL=…`): it is that attendance's, none
-    /// is opened for it. Reported before the call opens.
+    /// `Variable: __PBX_BRIDGE_PROTOCOL=…`): it is that attendance's, none
+    /// is opened for it. Reported before the call opens (or, for a followed
+    /// call, on the `Setvar` before a `Redirect`: the attendance it has).
     CallClaimed { linkedid: String, protocol: String },
     /// The call went to the bridge before any other leg answered it: the
     /// bridge has the attendance, the one opened for it here is withdrawn.

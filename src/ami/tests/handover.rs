@@ -259,3 +259,76 @@ async fn changes_for_an_unknown_protocol_are_skipped() {
     p.store.apply_ledger_batch(&steps).await.expect("no error");
     assert!(attendances(&p.store).await.is_empty());
 }
+
+/// Stream i: the click-to-call of 1001 into department 700 (on the
+/// bridge), with the protocol variable and the leg to the bridge running
+/// the rendered pre-dial handler: the follower hands the attendance the
+/// API opened to the bridge; it is neither withdrawn nor ended here.
+#[tokio::test]
+async fn a_click_to_call_into_a_department_on_the_bridge_is_handed_over() {
+    use super::follow_store::follow;
+    use super::support::{packets_of, read, scenario};
+    use crate::domain::{CallSource, Direction};
+    let p = plan(700).await;
+    let new = crate::store::NewAttendance {
+        direction: Direction::Internal,
+        department_id: None,
+        agent_id: None,
+        caller: "1001".into(),
+        callee: "700".into(),
+        source: CallSource::Ami,
+        opened_at: chrono::Utc::now(),
+        call_ref: None,
+        node: None,
+    };
+    let protocol = p
+        .store
+        .open_attendance(&new, chrono_tz::UTC)
+        .await
+        .expect("opened")
+        .protocol;
+    let text = String::from_utf8(read(&scenario("i-", ".ami.in"))).expect("ASCII");
+    let first_exten =
+        "Event: Newexten\r\nPrivilege: dialplan,all\r\nChannel: PJSIP/1001-0000000c\r\n";
+    let at_ = text.find(first_exten).expect("the originate's channel");
+    let claim = format!(
+        "Event: VarSet\r\nPrivilege: dialplan,all\r\nChannel: PJSIP/1001-0000000c\r\n\
+         ChannelState: 0\r\nContext: pbx-bridge-ext-1001\r\nExten: s\r\n\
+         Uniqueid: 1796648901.12\r\nLinkedid: 1796648901.12\r\n\
+         Variable: __PBX_BRIDGE_PROTOCOL\r\nValue: {protocol}\r\n\r\n"
+    );
+    let text = format!("{}{claim}{}", &text[..at_], &text[at_..]);
+    let leg = text
+        .find("Channel: PJSIP/bridge-0000000d\r\n")
+        .expect("the leg to the bridge");
+    let end = leg + text[leg..].find("\r\n\r\n").expect("its end") + 4;
+    let handler = "Event: Newexten\r\nPrivilege: dialplan,all\r\nChannel: PJSIP/bridge-0000000d\r\n\
+         ChannelState: 0\r\nContext: pbx-bridge-to-bridge\r\nExten: s\r\nPriority: 1\r\n\
+         Uniqueid: 1796648902.13\r\nLinkedid: 1796648901.12\r\n\r\n";
+    let text = format!("{}{handler}{}", &text[..end], &text[end..]);
+    let evs: Vec<Packet> = packets_of(text.as_bytes())
+        .into_iter()
+        .filter(|p| p.event_name().is_some())
+        .collect();
+    let tuning = super::super::client::AmiTuning::default();
+    let applied = follow(
+        &p.store,
+        |d| tuning.tracker_config(d),
+        &evs,
+        async |_, _| {},
+    )
+    .await;
+    assert!(
+        applied.contains(&Applied::HandedOver(protocol.clone())),
+        "{applied:?}"
+    );
+    assert!(
+        !applied
+            .iter()
+            .any(|a| matches!(a, Applied::Withdrawn(Some(w)) if *w == protocol)),
+        "{applied:?}"
+    );
+    let a = p.store.get_attendance(&protocol).await.expect("kept");
+    assert_eq!(a.ended_at, None, "the bridge ends it: {a:?}");
+    assert_eq!(a.status, AttendanceStatus::Ringing, "{a:?}");
+}
