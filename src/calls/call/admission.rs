@@ -312,6 +312,9 @@ impl Call {
     /// assignment and the answering agent as the attendance's agent. A
     /// protocol the database does not know makes those changes touch no
     /// row (the ledger writer logs it); the call itself works as usual.
+    /// The close rule sees what happened here: nobody answering at the
+    /// bridge closes it (`no_answer`, `abandoned`) even if an agent on
+    /// Asterisk had answered it before the transfer.
     fn continue_attendance(&mut self, protocol: crate::domain::Protocol, new: &NewAttendance) {
         tracing::info!(protocol = %protocol.as_str(), call_id = %self.call_id, department = ?new.department_id, "call from the PBX continues its attendance");
         self.continued = true;
