@@ -823,7 +823,8 @@ both!(click_to_call_and_transfer_through_ami, |db| async move {
     assert_eq!(header(originate, "Async"), Some("true"));
     assert_eq!(
         header(originate, "Variable"),
-        Some(format!("PBX_BRIDGE_PROTOCOL={c2c}").as_str())
+        Some(format!("__PBX_BRIDGE_PROTOCOL={c2c}").as_str()),
+        "inheritable: the leg Asterisk dials to the bridge carries it"
     );
     let caller_id = header(originate, "CallerID").unwrap_or_default();
     assert_eq!(caller_id, "\"Ana\" <1001>", "the callee sees the agent");
@@ -843,6 +844,12 @@ both!(click_to_call_and_transfer_through_ami, |db| async move {
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
+    // The attendance rides on the channel first (inheritable), so that a
+    // department on the bridge continues it (X-Protocol).
+    let setvar = &log.actions_named("Setvar")[0];
+    assert_eq!(header(setvar, "Channel"), Some("PJSIP/bridge-00000000"));
+    assert_eq!(header(setvar, "Variable"), Some("__PBX_BRIDGE_PROTOCOL"));
+    assert_eq!(header(setvar, "Value"), Some(protocol.as_str()));
     let redirect = &log.actions_named("Redirect")[0];
     assert_eq!(header(redirect, "Channel"), Some("PJSIP/bridge-00000000"));
     assert_eq!(header(redirect, "Exten"), Some("701"));

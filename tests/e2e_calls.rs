@@ -12,6 +12,10 @@ mod peers;
 #[path = "e2e_calls/forwarding.rs"]
 mod forwarding;
 
+/// Calls from the PBX that carry their attendance (`X-Protocol`).
+#[path = "e2e_calls/continued.rs"]
+mod continued;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

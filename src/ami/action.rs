@@ -58,6 +58,31 @@ impl Action {
         self.header("Variable", format!("{name}={value}"))
     }
 
+    /// `Setvar` of the call's protocol on `channel`, sent right before a
+    /// `Redirect`: inheritable (`__`), so that the channel Asterisk then
+    /// dials to the bridge carries it into `X-Protocol` (the rendered
+    /// pre-dial handler) and the bridge continues that attendance.
+    pub fn protocol_setvar(channel: &str, protocol: &str) -> Self {
+        Action::new("Setvar")
+            .header("Channel", channel)
+            .header(
+                "Variable",
+                format!("__{}", super::tracker::PROTOCOL_VARIABLE),
+            )
+            .header("Value", protocol)
+    }
+
+    /// `Redirect` of `channel` to `exten`, priority 1, in `context` (a
+    /// blind transfer; preceded by [`Action::protocol_setvar`], whose
+    /// answer nobody waits for: without it the bridge opens its own).
+    pub fn redirect(channel: &str, context: &str, exten: &str) -> Self {
+        Action::new("Redirect")
+            .header("Channel", channel)
+            .header("Context", context)
+            .header("Exten", exten)
+            .header("Priority", "1")
+    }
+
     pub fn with_action_id(mut self, id: impl Into<String>) -> Self {
         self.action_id = Some(id.into());
         self

@@ -114,6 +114,7 @@ enum Command {
     Redirect {
         linkedid: String,
         target: String,
+        protocol: String,
         reply: oneshot::Sender<Result<(), AmiActionError>>,
     },
     /// `DELETE /calls/{protocol}` of a call Asterisk carries.
@@ -228,12 +229,19 @@ impl AmiHandle {
     }
 
     /// Blind transfer: `Redirect` the customer's channel of the call
-    /// `linkedid` to `target` in the transfer context.
-    pub async fn redirect(&self, linkedid: &str, target: &str) -> Result<(), AmiActionError> {
+    /// `linkedid` to `target` in the transfer context, its attendance
+    /// `protocol` set on the channel first (the bridge continues it).
+    pub async fn redirect(
+        &self,
+        linkedid: &str,
+        target: &str,
+        protocol: &str,
+    ) -> Result<(), AmiActionError> {
         let (reply, rx) = oneshot::channel();
         self.command(Command::Redirect {
             linkedid: linkedid.into(),
             target: target.into(),
+            protocol: protocol.into(),
             reply,
         })
         .await?;
@@ -655,7 +663,7 @@ impl Client {
                     .header("Async", "true")
                     .header(
                         "Variable",
-                        format!("{}={protocol}", super::tracker::PROTOCOL_VARIABLE),
+                        format!("__{}={protocol}", super::tracker::PROTOCOL_VARIABLE),
                     );
                 protocol_of_action = Some(protocol);
                 ("Originate", action, reply)
@@ -663,6 +671,7 @@ impl Client {
             Command::Redirect {
                 linkedid,
                 target,
+                protocol,
                 reply,
             } => {
                 let Some(channel) = self.tracker.channels(&linkedid).and_then(|c| c.customer)
@@ -670,17 +679,20 @@ impl Client {
                     let _ = reply.send(Err(AmiActionError::NoSuchCall(linkedid)));
                     return;
                 };
+                let setvar = Action::protocol_setvar(&channel, &protocol);
+                if let Err(e) = session.send_action(now, setvar) {
+                    tracing::warn!(%protocol, linkedid, error = %e, "Setvar before Redirect not sent");
+                }
                 let context = if self.tracker.is_department_code(&target) {
                     &self.tuning.transfer_context
                 } else {
                     &self.tuning.transfer_extension_context
                 };
-                let action = Action::new("Redirect")
-                    .header("Channel", channel)
-                    .header("Context", context)
-                    .header("Exten", &target)
-                    .header("Priority", "1");
-                ("Redirect", action, reply)
+                (
+                    "Redirect",
+                    Action::redirect(&channel, context, &target),
+                    reply,
+                )
             }
             Command::Hangup { linkedid, reply } => {
                 self.hang_up(session, linkedid, reply);

@@ -54,6 +54,9 @@ pub enum Applied {
     /// The call went to the bridge; its attendance (if it had one no agent
     /// attends) was deleted.
     Withdrawn(Option<String>),
+    /// The call went to the bridge carrying its protocol: the bridge
+    /// continues that attendance; it is kept and no longer followed.
+    HandedOver(String),
     /// Transferred: another agent attends it now.
     Transferred(String),
     /// The decision concerns a call without an attendance (nothing to do).
@@ -280,6 +283,12 @@ impl Follower {
                 let protocol = batch.discard_unattended(CallSource::Ami, linkedid).await?;
                 Ok(Applied::Withdrawn(protocol))
             }
+            CallDecision::CallHandedOver { linkedid, protocol } => {
+                // Neither deleted (even unanswered) nor closed later: the
+                // bridge answers, records and closes it from now on.
+                self.remember(undo, linkedid, None);
+                Ok(Applied::HandedOver(protocol.clone()))
+            }
             CallDecision::CallTransferred {
                 linkedid,
                 target,
@@ -449,6 +458,9 @@ fn log_applied(d: &CallDecision, a: &Applied) {
             Applied::Transferred(protocol),
         ) => {
             tracing::info!(%protocol, linkedid, target, agent_extension = ?agent_extension, "AMI call transferred");
+        }
+        (_, Applied::HandedOver(protocol)) => {
+            tracing::info!(%protocol, linkedid, "AMI call went to the bridge with its protocol: the bridge continues its attendance");
         }
         (_, Applied::Withdrawn(protocol)) => {
             tracing::info!(protocol = ?protocol, linkedid, "AMI call went to the bridge: its attendance is the bridge's");

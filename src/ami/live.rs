@@ -226,7 +226,10 @@ impl AmiCalls {
                     e.call.answered_at.get_or_insert(utc(*at));
                 }
             }
-            CallDecision::CallEnded { linkedid, .. } | CallDecision::CallToBridge { linkedid } => {
+            // Handed over: the bridge lists it (same protocol) from now on.
+            CallDecision::CallEnded { linkedid, .. }
+            | CallDecision::CallToBridge { linkedid }
+            | CallDecision::CallHandedOver { linkedid, .. } => {
                 t.calls.remove(linkedid);
             }
             CallDecision::RecordingAnnounced { .. } => {}

@@ -54,6 +54,9 @@ use std::time::{Duration, SystemTime};
 
 use super::packet::Packet;
 
+mod handover;
+pub use handover::PROTOCOL_VARIABLE;
+
 /// Which contexts and names mean what on this PBX.
 #[derive(Debug, Clone, Default)]
 pub struct TrackerConfig {
@@ -161,13 +164,19 @@ pub enum CallDecision {
     },
     /// The call carries the protocol the bridge opened for it before
     /// asking Asterisk to place it (click-to-call: `Originate` with
-    /// `Variable: PBX_BRIDGE_PROTOCOL=…`): it is that attendance's, none
-    /// is opened for it. Reported before the call opens.
+    /// `Variable: __PBX_BRIDGE_PROTOCOL=…`): it is that attendance's, none
+    /// is opened for it. Reported before the call opens (or, for a followed
+    /// call, on the `Setvar` before a `Redirect`: the attendance it has).
     CallClaimed { linkedid: String, protocol: String },
     /// The call went to the bridge before any other leg answered it: the
     /// bridge has the attendance, the one opened for it here is withdrawn.
     /// Nothing else is reported for this Linkedid.
     CallToBridge { linkedid: String },
+    /// The call carries `protocol` (`PBX_BRIDGE_PROTOCOL`) and went to the
+    /// bridge, which continues that attendance (`X-Protocol`): it is the
+    /// bridge's from now on, kept as it is (not withdrawn), and nothing
+    /// else is reported for this Linkedid.
+    CallHandedOver { linkedid: String, protocol: String },
     /// Answered again, by another channel, after a leg answered it: a leg of
     /// the call was sent elsewhere (an AMI `Redirect`, a blind transfer),
     /// dialled anew from `target`, and `agent_extension` answered there; it
@@ -214,6 +223,7 @@ impl CallDecision {
             | CallDecision::RecordingAnnounced { linkedid, .. }
             | CallDecision::CallEnded { linkedid, .. }
             | CallDecision::CallToBridge { linkedid }
+            | CallDecision::CallHandedOver { linkedid, .. }
             | CallDecision::CallClaimed { linkedid, .. }
             | CallDecision::CallTransferred { linkedid, .. } => linkedid,
         }
@@ -260,6 +270,9 @@ struct Call {
     /// Carries a protocol of the bridge (click-to-call through AMI): its
     /// legs to the bridge do not make it the bridge's call.
     claimed: bool,
+    /// The protocol the call carries (Originate's variable, or `Setvar`
+    /// before a `Redirect`): its legs to the bridge hand it over.
+    carried: Option<String>,
 }
 
 impl Call {
@@ -282,6 +295,7 @@ impl Call {
             to_bridge: false,
             originated: false,
             claimed: false,
+            carried: None,
         }
     }
 }
@@ -316,10 +330,6 @@ fn snapshot<'a>(ev: &'a Packet, prefix: &str) -> Option<Snapshot<'a>> {
         state: get("ChannelState"),
     })
 }
-
-/// The channel variable the bridge's `Originate` sets to the protocol it
-/// opened for the click-to-call.
-pub const PROTOCOL_VARIABLE: &str = "PBX_BRIDGE_PROTOCOL";
 
 /// `PJSIP/1002-00000002` → `1002` (endpoint names may contain `-`, the
 /// sequence suffix is the last one). `Local/...` channels have no endpoint.
@@ -472,7 +482,7 @@ impl Tracker {
             "VarSet"
                 if ev
                     .get("Variable")
-                    .is_some_and(|v| v.eq_ignore_ascii_case(PROTOCOL_VARIABLE)) =>
+                    .is_some_and(handover::is_protocol_variable) =>
             {
                 self.on_claim(ev, at, out);
             }
@@ -521,7 +531,9 @@ impl Tracker {
             // A leg the call created: the bridge, or someone else.
             let bridge_leg =
                 endpoint_of(s.channel).is_some_and(|e| self.config.bridge_endpoints.contains(e));
-            if !bridge_leg || call.claimed {
+            if bridge_leg && handover::runs_the_handler(s) && call.carried.is_some() {
+                Self::hand_over(s.linkedid, call, out);
+            } else if !bridge_leg || call.claimed {
                 call.released = true;
             } else if call.answered_by.is_none() {
                 call.to_bridge = true;
@@ -832,27 +844,6 @@ impl Tracker {
 
     /// `PBX_BRIDGE_PROTOCOL` set on a channel: the call is the bridge's
     /// click-to-call with that protocol.
-    fn on_claim(&mut self, ev: &Packet, at: SystemTime, out: &mut Vec<CallDecision>) {
-        let Some(s) = snapshot(ev, "") else {
-            return;
-        };
-        let Some(protocol) = ev.get("Value").filter(|p| !p.is_empty()) else {
-            return;
-        };
-        self.touch(&s, at, out);
-        let Some(call) = self.calls.get_mut(s.linkedid) else {
-            return;
-        };
-        if !call.claimed {
-            call.claimed = true;
-            call.originated = true;
-            out.push(CallDecision::CallClaimed {
-                linkedid: s.linkedid.to_owned(),
-                protocol: protocol.to_owned(),
-            });
-        }
-    }
-
     fn on_recording(&mut self, ev: &Packet, at: SystemTime, out: &mut Vec<CallDecision>) {
         let Some(s) = snapshot(ev, "") else {
             return;

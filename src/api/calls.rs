@@ -385,7 +385,7 @@ async fn transfer(
         ));
     }
     app.ami()
-        .redirect(&linkedid, &input.target)
+        .redirect(&linkedid, &input.target, protocol.as_str())
         .await
         .map_err(action_error)?;
     let transfer = Transfer {

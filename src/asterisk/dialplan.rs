@@ -11,6 +11,12 @@ use crate::domain::{Id, OutboundRoute};
 
 pub(crate) const EXTENSIONS: &str = "pbx-bridge-extensions";
 pub(crate) const DEPARTMENTS: &str = "pbx-bridge-departments";
+/// The pre-dial handler run on every channel to the bridge: it passes a
+/// call's attendance (`PBX_BRIDGE_PROTOCOL`, set inheritable by the
+/// bridge's `Originate` and by the `Setvar` before a `Redirect`) on in
+/// `X-Protocol`, so that the bridge continues it instead of opening a
+/// second one. The AMI tracker hands such a call over when a leg runs it.
+pub(crate) const TO_BRIDGE: &str = "pbx-bridge-to-bridge";
 pub const FROM_BRIDGE: &str = "pbx-bridge-from-bridge";
 /// How long an extension rings when dialled directly.
 const EXTENSION_RING_S: u32 = 30;
@@ -105,11 +111,20 @@ fn departments(out: &mut String, plan: &Plan) {
             "; {code}: {}\n\
              exten => {code},1,NoOp(Department {code} to the bridge)\n \
              same => n,Set(CDR(userfield)=dept{code})\n \
-             same => n,Dial(PJSIP/${{EXTEN}}@{BRIDGE})\n \
+             same => n,Dial(PJSIP/${{EXTEN}}@{BRIDGE},,b({TO_BRIDGE}^s^1))\n \
              same => n,Hangup()\n",
             names::comment(&d.name)
         );
     }
+    let _ = write!(
+        out,
+        "\n; Pre-dial handler of the channels to the bridge: a call that has its\n\
+         ; attendance already (PBX_BRIDGE_PROTOCOL, set by the bridge) passes it\n\
+         ; on in X-Protocol, and the bridge continues it.\n\
+         [{TO_BRIDGE}]\n\
+         exten => s,1,ExecIf($[\"${{PBX_BRIDGE_PROTOCOL}}\" != \"\"]?Set(PJSIP_HEADER(add,X-Protocol)=${{PBX_BRIDGE_PROTOCOL}}))\n \
+         same => n,Return()\n"
+    );
     out.push('\n');
 }
 

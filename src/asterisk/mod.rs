@@ -39,6 +39,7 @@ use crate::config::Settings;
 use crate::domain::{Department, Extension, Id, OutboundRoute, Trunk};
 use crate::store::{Store, StoreError};
 
+pub(crate) use dialplan::TO_BRIDGE as TO_BRIDGE_CONTEXT;
 pub use dialplan::{FROM_BRIDGE as FROM_BRIDGE_CONTEXT, trunk_context};
 pub use names::RenderError;
 pub use pjsip::BRIDGE as BRIDGE_ENDPOINT;

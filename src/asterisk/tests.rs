@@ -413,8 +413,21 @@ fn department_codes_go_to_the_bridge() {
         .collect();
     assert_eq!(codes, ["701", "702"]);
     assert!(
-        d.iter()
-            .any(|(k, v)| k == "same" && v == "n,Dial(PJSIP/${EXTEN}@bridge)")
+        d.iter().any(|(k, v)| k == "same"
+            && v == "n,Dial(PJSIP/${EXTEN}@bridge,,b(pbx-bridge-to-bridge^s^1))")
+    );
+    // The pre-dial handler passes the call's attendance on in X-Protocol
+    // (only when it has one) and returns to the Dial.
+    let handler = &ctx["pbx-bridge-to-bridge"];
+    assert_eq!(
+        handler.as_slice(),
+        [
+            (
+                "exten".to_owned(),
+                "s,1,ExecIf($[\"${PBX_BRIDGE_PROTOCOL}\" != \"\"]?Set(PJSIP_HEADER(add,X-Protocol)=${PBX_BRIDGE_PROTOCOL}))".to_owned()
+            ),
+            ("same".to_owned(), "n,Return()".to_owned()),
+        ]
     );
     // Extension-to-extension dialing.
     let e = &ctx["pbx-bridge-extensions"];
@@ -815,7 +828,8 @@ fn dialplan_output_follows_the_fixture_conventions() {
     };
     let mut known = apps(&theirs);
     // Flow control the fixture's straight-line dialplan has no need of.
-    for extra in ["GotoIf", "Congestion"] {
+    // The pre-dial handler of channels to the bridge: ExecIf, Return.
+    for extra in ["GotoIf", "Congestion", "ExecIf", "Return"] {
         known.insert(extra.to_owned());
     }
     for a in apps(&ours) {
@@ -824,7 +838,7 @@ fn dialplan_output_follows_the_fixture_conventions() {
     // Departments go to the bridge the way the fixture's `_9X.` does.
     let fixture_text = fixture("extensions.conf");
     assert!(fixture_text.contains("Dial(PJSIP/${EXTEN:1}@bridge,30)"));
-    assert!(ext.contains("Dial(PJSIP/${EXTEN}@bridge)"));
+    assert!(ext.contains("Dial(PJSIP/${EXTEN}@bridge,,b(pbx-bridge-to-bridge^s^1))"));
     // Internal calls ring the extension's endpoint like the fixture's.
     assert!(fixture_text.contains("Dial(PJSIP/${EXTEN},20)"));
     assert!(ext.contains("Dial(PJSIP/${EXTEN},30)"));

@@ -110,13 +110,19 @@ async fn apply_step(
             agent_id,
             at,
         } => {
-            sqlx::query(ASSIGN_SQL)
+            let done = sqlx::query(ASSIGN_SQL)
                 .bind(*department_id)
                 .bind(*agent_id)
                 .bind(ms(*at))
                 .bind(protocol)
                 .execute(&mut **tx)
                 .await?;
+            if done.rows_affected() == 0 {
+                // A call continuing an attendance (X-Protocol from the PBX)
+                // whose protocol is not here: nothing to write, nothing to
+                // retry; the changes of such a call all touch no row.
+                tracing::warn!(%protocol, "attendance change for an unknown protocol skipped");
+            }
         }
         AttendanceChange::Answered { agent_id, at } => {
             sqlx::query(ANSWER_SQL)

@@ -1,6 +1,6 @@
 //! Click-to-call through Asterisk, on the real captured bytes: the API
 //! opens the attendance first and passes its protocol on the `Originate`
-//! (`Variable: PBX_BRIDGE_PROTOCOL=…`); the follower attaches the call to
+//! (`Variable: __PBX_BRIDGE_PROTOCOL=…`); the follower attaches the call to
 //! it instead of opening a second one; an originate that never reached
 //! anyone is never stored answered; an `OriginateResponse` failure closes
 //! the attendance `failed`.

@@ -258,3 +258,28 @@ async fn a_refused_api_hang_up_leaves_the_close_reason_to_the_call() {
     let (_, reason, _, _) = hang_up_b(true).await;
     assert_eq!(reason, Some(CloseReason::CallerHangup));
 }
+
+/// A call handed over to the bridge (`X-Protocol`) is the bridge's live
+/// call from then on: the view drops it (no second entry under the same
+/// protocol in `GET /calls`), and a late attach does not bring it back.
+#[test]
+fn a_call_handed_over_to_the_bridge_leaves_the_view() {
+    let (evs, bridged) = scenario_b();
+    let calls = AmiCalls::new();
+    calls.set_online(true);
+    let mut t = Tracker::new(fixture_tracker_config());
+    feed(&mut t, &calls, &evs[..=bridged], 0);
+    calls.attach(B, "20261207000001", Some(7));
+    assert_eq!(calls.list().len(), 1);
+    calls.apply(&CallDecision::CallHandedOver {
+        linkedid: B.into(),
+        protocol: "20261207000001".into(),
+    });
+    assert!(calls.list().is_empty());
+    assert!(calls.get("20261207000001").is_none());
+    calls.attach(B, "20261207000001", Some(7));
+    assert!(
+        calls.list().is_empty(),
+        "a late attach does not list it again"
+    );
+}

@@ -5,6 +5,7 @@ mod click_to_call;
 mod codec_unit;
 mod fixtures;
 mod follow_store;
+mod handover;
 mod live;
 mod presence;
 mod props;

@@ -162,6 +162,7 @@ fn without_a_bridge_endpoint_the_same_call_is_followed() {
             CallDecision::CallAnswered { .. } => "answered",
             CallDecision::CallEnded { .. } => "ended",
             CallDecision::CallToBridge { .. } => "to-bridge",
+            CallDecision::CallHandedOver { .. } => "handed-over",
             CallDecision::CallTransferred { .. } => "transferred",
             CallDecision::CallClaimed { .. } => "claimed",
         })

@@ -260,6 +260,7 @@ fn a_redirect_to_a_department_on_the_bridge_stays_followed() {
             CallDecision::CallTransferred { .. } => "transferred",
             CallDecision::CallEnded { .. } => "ended",
             CallDecision::CallToBridge { .. } => "to-bridge",
+            CallDecision::CallHandedOver { .. } => "handed-over",
             CallDecision::RecordingAnnounced { .. } => "recording",
             CallDecision::CallClaimed { .. } => "claimed",
         })

@@ -108,8 +108,12 @@ impl Call {
                 response: trying,
             }));
         }
+        let carried = carried_protocol(&received_invite, from_pbx, &call.call_id);
         match call.admit(&received_invite, from.is_some(), extension, from_pbx) {
-            Ok(new) => call.out(Output::OpenAttendance(new)),
+            Ok(new) => match carried {
+                Some(protocol) => call.continue_attendance(protocol, &new),
+                None => call.out(Output::OpenAttendance(new)),
+            },
             Err(refusal) => {
                 call.refuse_before_open(refusal);
                 call.close_stage();
@@ -157,6 +161,7 @@ impl Call {
             department: None,
             agent_id: None,
             media_started: false,
+            continued: false,
             unacked: Vec::new(),
             relayed: Vec::new(),
             ending: None,
@@ -309,6 +314,25 @@ impl Call {
         }
     }
 
+    /// The PBX sent a call that already has its attendance (an AMI
+    /// `Redirect` to a department code, or a click-to-call through Asterisk
+    /// into one): the call goes on under that protocol instead of opening
+    /// a second attendance. Nothing waits on the database: the protocol is
+    /// taken as given, the department the ring enters is written as an
+    /// assignment and the answering agent as the attendance's agent. A
+    /// protocol the database does not know makes those changes touch no
+    /// row (the ledger writer logs it); the call itself works as usual.
+    /// The close rule sees what happened here: nobody answering at the
+    /// bridge closes it (`no_answer`, `abandoned`) even if an agent on
+    /// Asterisk had answered it before the transfer.
+    fn continue_attendance(&mut self, protocol: crate::domain::Protocol, new: &NewAttendance) {
+        tracing::info!(protocol = %protocol.as_str(), call_id = %self.call_id, department = ?new.department_id, "call from the PBX continues its attendance");
+        self.continued = true;
+        // Unset, so that the department the ring enters is written.
+        self.attendance_department = None;
+        self.on_opened(Ok(protocol.as_str().to_owned()));
+    }
+
     fn refuse_before_open(&mut self, refusal: Refusal) {
         let Some(received) = self.received() else {
             return;
@@ -428,6 +452,31 @@ fn same_number(a: &str, b: &str) -> bool {
             .collect()
     };
     !a.is_empty() && digits(a) == digits(b)
+}
+
+/// The protocol an INVITE carries in `X-Protocol`, trusted only from the
+/// PBX (whose dialplan sets it from `PBX_BRIDGE_PROTOCOL`): anyone else
+/// could otherwise write into any attendance. Malformed values are ignored
+/// (a new attendance is opened).
+fn carried_protocol(
+    invite: &crate::sip::message::SipMessage,
+    from_pbx: bool,
+    call_id: &str,
+) -> Option<crate::domain::Protocol> {
+    let raw = invite.header(crate::calls::X_PROTOCOL)?;
+    let text = String::from_utf8_lossy(raw);
+    let text = text.trim();
+    if !from_pbx {
+        tracing::debug!(call_id, x_protocol = %text, "X-Protocol from outside the PBX ignored");
+        return None;
+    }
+    match crate::domain::Protocol::parse(text) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            tracing::warn!(call_id, x_protocol = %text, error = %e, "malformed X-Protocol from the PBX ignored; a new attendance is opened");
+            None
+        }
+    }
 }
 
 /// The user of the first P-Asserted-Identity (RFC 3325) of a request from

@@ -130,6 +130,16 @@ impl Call {
             agent_id: agent,
             at,
         });
+        if self.continued && agent.is_some() {
+            // `Answered` only moves a ringing attendance (first answer
+            // wins, `answered_at` kept); a redirected one was answered
+            // before, and its agent is the one who answered here.
+            self.record(AttendanceChange::Assigned {
+                department_id: None,
+                agent_id: agent,
+                at,
+            });
+        }
     }
 
     /// Sends a 2xx to an INVITE and keeps resending it until the ACK

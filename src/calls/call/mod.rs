@@ -328,6 +328,10 @@ pub struct Call {
     /// The agent the attendance names (the last one connected).
     agent_id: Option<Id>,
     media_started: bool,
+    /// The call goes on with an attendance opened before it reached the
+    /// bridge (`X-Protocol` from the PBX): its answer also names the agent
+    /// on an attendance that may be answered already.
+    continued: bool,
     unacked: Vec<Unacked>,
     relayed: Vec<Relayed>,
     ending: Option<Ending>,

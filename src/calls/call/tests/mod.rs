@@ -5,6 +5,7 @@
 
 mod carriers;
 mod click_to_call;
+mod continued;
 mod forward;
 mod outbound;
 mod pbx_agents;
