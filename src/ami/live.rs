@@ -203,18 +203,14 @@ impl AmiCalls {
                 };
                 e.call.since = utc(*opened_at);
             }
+            // Answered, or answered again where a transfer sent it: the
+            // agent now attending.
             CallDecision::CallAnswered {
                 linkedid,
                 agent_extension,
                 at,
-            } => {
-                if let Some(e) = t.calls.get_mut(linkedid) {
-                    e.call.state = AmiCallState::Answered;
-                    e.call.agent_extension.clone_from(agent_extension);
-                    e.call.answered_at.get_or_insert(utc(*at));
-                }
             }
-            CallDecision::CallTransferred {
+            | CallDecision::CallTransferred {
                 linkedid,
                 agent_extension,
                 at,
