@@ -323,13 +323,9 @@ pub async fn run(handles: AmiHandles, mut shutdown: watch::Receiver<bool>) {
                     _ = signalled(&mut shutdown) => break,
                 }
             }
-            Target::Pbx {
-                host,
-                port,
-                session,
-            } => {
+            Target::Pbx { login, session } => {
                 let exit = client
-                    .connection(&host, port, session, &mut commands, &mut shutdown)
+                    .connection(login, session, &mut commands, &mut shutdown)
                     .await;
                 if exit == Exit::Shutdown {
                     break;
@@ -354,10 +350,18 @@ enum Target {
         error: Option<String>,
     },
     Pbx {
-        host: String,
-        port: u16,
+        login: PbxLogin,
         session: Box<Session>,
     },
+}
+
+/// What a connection is made with: a change of any of it reconnects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct PbxLogin {
+    host: String,
+    port: u16,
+    username: String,
+    secret: String,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -429,7 +433,7 @@ impl Client {
             }
         };
         let t = &self.tuning;
-        let mut cfg = SessionConfig::new(pbx.ami_username.clone(), secret);
+        let mut cfg = SessionConfig::new(pbx.ami_username.clone(), secret.clone());
         cfg.backoff = t.backoff;
         cfg.ping_interval = t.ping_interval;
         cfg.ping_timeout = t.ping_timeout;
@@ -444,9 +448,21 @@ impl Client {
             .unwrap_or(7)
             ^ u64::from(std::process::id());
         Target::Pbx {
-            host: pbx.ami_host,
-            port: pbx.ami_port,
+            login: PbxLogin {
+                host: pbx.ami_host,
+                port: pbx.ami_port,
+                username: pbx.ami_username,
+                secret,
+            },
             session: Box::new(Session::new(cfg, seed)),
+        }
+    }
+
+    /// Where and as whom the client would log in now (`None`: idle).
+    async fn login_now(&self) -> Option<PbxLogin> {
+        match self.target().await {
+            Target::Pbx { login, .. } => Some(login),
+            Target::Idle { .. } => None,
         }
     }
 
@@ -467,8 +483,7 @@ impl Client {
     /// service stops.
     async fn connection(
         &mut self,
-        host: &str,
-        port: u16,
+        login: PbxLogin,
         mut session: Box<Session>,
         commands: &mut mpsc::Receiver<Command>,
         shutdown: &mut watch::Receiver<bool>,
@@ -477,9 +492,10 @@ impl Client {
         handle.0.running.store(true, Ordering::SeqCst);
         handle.set_status(|s| {
             *s = AmiStatus::idle(true, None);
-            s.host = Some(host.to_owned());
-            s.port = Some(port);
+            s.host = Some(login.host.clone());
+            s.port = Some(login.port);
         });
+        let (host, port) = (login.host.as_str(), login.port);
         tracing::info!(host, port, "AMI client starting");
         let mut conn: Option<Conn> = None;
         let mut connect_at: Option<Instant> = None;
@@ -499,7 +515,13 @@ impl Client {
             let mut stop = shutdown.clone();
             tokio::select! {
                 _ = signalled(shutdown) => break Exit::Shutdown,
-                _ = self.config.changed() => break Exit::Reconfigure,
+                // A change the connection already has (the API's write
+                // read before its notice came) keeps it.
+                _ = self.config.changed() => {
+                    if self.login_now().await.as_ref() != Some(&login) {
+                        break Exit::Reconfigure;
+                    }
+                }
                 Ok(()) = self.plan.changed() => self.refresh_directory().await,
                 r = read(&mut conn, &mut buf), if reading => {
                     let now = Instant::now();
