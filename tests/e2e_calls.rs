@@ -934,6 +934,14 @@ async fn test_cancel_2xx_race() {
 
 /// Two agents of a simultaneous department answer at the same instant: one
 /// is bridged, the other's 200 gets an ACK and a BYE; one attendance.
+///
+/// Which way the loser's race goes is the peers' timing: when the winner's
+/// 200 reaches the bridge before the loser's SIPp has sent its 200, the
+/// bridge's CANCEL arrives between the loser's 180 and 200, and SIPp (which
+/// cannot branch there) aborts that call. The bridge was right either way,
+/// so the loser passes or shows exactly that; the winner and the
+/// attendance are checked whatever the timing. The crossing itself is
+/// pinned in simulated time (`calls::call::tests::races`).
 #[tokio::test(flavor = "multi_thread")]
 async fn test_two_agents_answer_at_once() {
     let pbx = Pbx::start().await;
@@ -947,13 +955,25 @@ async fn test_two_agents_answer_at_once() {
     std::thread::sleep(Duration::from_millis(300));
     let mut caller = pbx.caller("860").hangup_after(1.0).spawn();
     assert_eq!(caller.wait(20 * SECS), 0, "caller:\n{}", caller.log());
-    for agent in [a1, a2] {
-        let (code, out) = agent.join().unwrap();
-        assert_eq!(code, 0, "each answer got its ACK and a BYE:\n{out}");
-    }
+    let ends = [a1.join().unwrap(), a2.join().unwrap()];
     let a = pbx.closed().await;
     assert_eq!(a["close_reason"], "caller_hangup", "{a}");
-    assert!(a["agent_id"] == first || a["agent_id"] == second, "{a}");
+    let winner = if a["agent_id"] == first {
+        0
+    } else {
+        assert_eq!(a["agent_id"], second, "{a}");
+        1
+    };
+    let (code, out) = &ends[winner];
+    assert_eq!(
+        *code, 0,
+        "the bridged agent got its ACK and the BYE:\n{out}"
+    );
+    let (code, out) = &ends[1 - winner];
+    assert!(
+        *code == 0 || out.contains("unexpected CANCEL"),
+        "the other's 200 got an ACK and a BYE (or the CANCEL crossed before it):\n{out}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
