@@ -55,20 +55,7 @@ async fn a_call_from_the_pbx_needs_no_challenge_and_names_the_asserted_caller() 
     // The phone From names is an extension here too: without the PBX's
     // trust it would be challenged.
     pbx.agent("1892", &[]).await;
-    let port = peers::free_port();
-    let (s, b) = pbx
-        .svc
-        .api(
-            Method::PUT,
-            "/pbx",
-            Some(json!({
-                "ami_host": "127.0.0.1", "ami_port": peers::free_port(), "ami_username": "bridge",
-                "ami_secret": "an-ami-secret-long-enough", "sip_host": "127.0.0.1",
-                "sip_port": port, "enabled": true
-            })),
-        )
-        .await;
-    assert_eq!(s, 200, "{b}");
+    let port = pbx.trust_pbx().await;
     let mut phone = pbx.phone("1891").answer_after(0.3).spawn();
     std::thread::sleep(Duration::from_millis(500));
     let asterisk = peers::sipp_once(

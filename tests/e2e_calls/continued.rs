@@ -22,20 +22,7 @@ async fn a_call_from_the_pbx_with_x_protocol_continues_that_attendance() {
         .await;
     let first = pbx.agent("1895", &[keep]).await;
     let second = pbx.agent("1896", &[dept]).await;
-    let port = peers::free_port();
-    let (s, b) = pbx
-        .svc
-        .api(
-            Method::PUT,
-            "/pbx",
-            Some(json!({
-                "ami_host": "127.0.0.1", "ami_port": peers::free_port(), "ami_username": "bridge",
-                "ami_secret": "an-ami-secret-long-enough", "sip_host": "127.0.0.1",
-                "sip_port": port, "enabled": true
-            })),
-        )
-        .await;
-    assert_eq!(s, 200, "{b}");
+    let port = pbx.trust_pbx().await;
     let mut phone1 = pbx.phone("1895").answer_after(0.3).spawn();
     let mut phone2 = pbx.phone("1896").answer_after(0.3).spawn();
     std::thread::sleep(Duration::from_millis(500));
