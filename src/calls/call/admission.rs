@@ -74,10 +74,7 @@ impl Call {
         let sdp = invite.body().clone();
         let (received_invite, received_key) = (invite.clone(), key.clone());
         let caller = CallerLeg {
-            from: from.clone().unwrap_or_else(|| {
-                crate::sip::message::NameAddr::parse("<sip:anonymous@anonymous.invalid>")
-                    .expect("a constant name-addr parses")
-            }),
+            from: from.clone().unwrap_or_else(super::anonymous),
             origin: Origin::Received(Received {
                 invite,
                 key,

@@ -572,6 +572,12 @@ impl Call {
     }
 }
 
+/// Who a caller is when its identity cannot be written (RFC 3323's
+/// anonymous URI): a constant, so it always parses.
+fn anonymous() -> NameAddr {
+    NameAddr::parse("<sip:anonymous@anonymous.invalid>").expect("a constant name-addr parses")
+}
+
 fn user_of(na: &NameAddr) -> String {
     na.uri.user_text().unwrap_or_default()
 }

@@ -107,9 +107,7 @@ impl Call {
             Some(d) => format!("\"{d}\" <sip:{number}@{}>", local.host),
             None => format!("<sip:{number}@{}>", local.host),
         })
-        .or_else(|_| NameAddr::parse(&format!("<sip:anonymous@{}>", local.host)))
-        .or_else(|_| NameAddr::parse("<sip:anonymous@anonymous.invalid>"))
-        .expect("a constant name-addr parses");
+        .unwrap_or_else(|_| super::anonymous());
         let caller = CallerLeg {
             origin: Origin::Originated(OriginLeg {
                 extension: request.from_extension.clone(),
